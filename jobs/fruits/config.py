@@ -1,0 +1,45 @@
+"""Defaults shared by the jobs, the local runner and the EMR cluster definition.
+
+One place for every tunable, so local runs and EMR runs use the same values.
+"""
+
+from __future__ import annotations
+
+# EMR release targeted in production and the Spark it ships (pyspark is pinned to its minor).
+EMR_RELEASE_LABEL = "emr-7.12.0"
+EMR_SPARK_VERSION = "3.5.6"
+
+# Files the load stage reads as images (matched case-insensitively by extension).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# Hadoop glob for Spark's binaryFile `pathGlobFilter` (case-insensitive spelling of the above).
+IMAGE_GLOB = "*.{[jJ][pP][gG],[jJ][pP][eE][gG],[pP][nN][gG]}"
+# Folder names recognised as a dataset split (compared case-insensitively).
+SPLITS = ("Training", "Test", "Validation")
+# Larger images are quarantined before decoding (decompression-bomb guard): 50 megapixels.
+MAX_IMAGE_PIXELS = 50_000_000
+
+# Model input.
+IMAGE_SIZE = 224
+FEATURE_DIM = 1280
+# `imagenet` = Keras' own download into KERAS_HOME; otherwise a local path or an s3:// URI.
+DEFAULT_WEIGHTS = "imagenet"
+
+# Inference batch inside one Arrow batch, and rows per Arrow batch sent to Python workers.
+INFERENCE_BATCH_SIZE = 64
+ARROW_BATCH_ROWS = 256
+# Images per featurize task (at least two tasks per core are made, for balance).
+ROWS_PER_TASK = 1024
+# TensorFlow threads per Python worker (one Spark task = one core by default).
+TF_THREADS_PER_WORKER = 1
+
+# PCA: smallest k whose cumulative explained variance reaches this, unless k is given.
+DEFAULT_VARIANCE = 0.95
+
+# Spark settings applied to every run, local or EMR.
+SPARK_CONF = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS),
+    "spark.sql.parquet.compression.codec": "snappy",
+    "spark.python.worker.reuse": "true",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+}

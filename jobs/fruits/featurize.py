@@ -1,0 +1,189 @@
+"""Stage 2, featurize: MobileNetV2 (ImageNet) features for every loaded image.
+
+The driver loads the network once and broadcasts its weight arrays
+(``SparkContext.broadcast``); each executor Python worker rebuilds the network once, caches it
+for all later batches and tasks, and runs batched inference in an iterator pandas UDF (Arrow).
+Identical images (same ``image_id``) are featurized once and joined back to every path.
+
+Output (Parquet): ``image_id, path, label, split, features`` (1280 float32).
+Images that fail to decode here go to the quarantine output with their reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import uuid
+from collections.abc import Iterator, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark import Accumulator, StorageLevel
+from pyspark.broadcast import Broadcast
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
+
+from fruits import storage
+from fruits.config import DEFAULT_WEIGHTS, INFERENCE_BATCH_SIZE, ROWS_PER_TASK
+from fruits.errors import InputError
+from fruits.images import ImageRejected, decode_for_model
+from fruits.model import configure_tensorflow, extract_features, load_network, network_from_arrays
+from fruits.reporting import (
+    count_by,
+    reason_category,
+    run_stage,
+    stage_parser,
+    to_quarantine,
+    write_parquet,
+)
+
+_FEATURES_SCHEMA = StructType(
+    [StructField("features", ArrayType(FloatType())), StructField("reason", StringType())]
+)
+
+# Per Python worker process: broadcast key → rebuilt network. Lives in this module (imported by
+# the worker), so it outlives batches and tasks for as long as Spark reuses the worker.
+_NETWORKS: dict[str, Any] = {}
+
+
+def network_for(weights: Broadcast, key: str, tf_threads: int, builds: Accumulator) -> Any:
+    """This worker's network for ``weights`` (named ``key``), built on first use only."""
+    network = _NETWORKS.get(key)
+    if network is None:
+        configure_tensorflow(tf_threads)
+        network = network_from_arrays(weights.value)
+        _NETWORKS.clear()
+        _NETWORKS[key] = network
+        builds.add(1)
+    return network
+
+
+def featurize_batch(network: Any, contents: pd.Series, batch_size: int) -> pd.DataFrame:
+    """Features for one Arrow batch; undecodable images get a reason and no features."""
+    arrays, reasons = [], []
+    for content in contents:
+        try:
+            arrays.append(decode_for_model(content))
+            reasons.append(None)
+        except ImageRejected as exc:
+            arrays.append(None)
+            reasons.append(str(exc))
+    decoded = [a for a in arrays if a is not None]
+    features = iter(extract_features(network, np.stack(decoded), batch_size) if decoded else [])
+    return pd.DataFrame(
+        {
+            "features": [next(features) if a is not None else None for a in arrays],
+            "reason": reasons,
+        }
+    )
+
+
+def make_featurize_udf(
+    weights: Broadcast,
+    tf_threads: int,
+    batch_size: int,
+    builds: Accumulator,
+    batches: Accumulator,
+):
+    """The iterator pandas UDF: bytes → struct<features, reason>."""
+    key = uuid.uuid4().hex  # names this broadcast in the workers' cache
+
+    @F.pandas_udf(_FEATURES_SCHEMA)
+    def featurize(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+        network = network_for(weights, key, tf_threads, builds)
+        for batch in contents:
+            batches.add(1)
+            yield featurize_batch(network, batch, batch_size)
+
+    # Non-deterministic keeps Spark from evaluating the UDF once per extracted struct field.
+    return featurize.asNondeterministic()
+
+
+def run(
+    spark: SparkSession,
+    input_uri: str,
+    output_uri: str,
+    quarantine_uri: str,
+    weights: str = DEFAULT_WEIGHTS,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+    tf_threads: int | None = None,
+) -> dict[str, Any]:
+    """Featurize the load stage's output; return the stage report."""
+    if not storage.exists(spark, input_uri):
+        raise InputError(f"input not found: {input_uri} (run the load stage first)")
+    sc = spark.sparkContext
+    tf_threads = tf_threads or int(sc.getConf().get("spark.task.cpus", "1"))
+
+    network = load_network(weights, read_bytes=partial(storage.read_bytes, spark))
+    weight_arrays = network.get_weights()
+    broadcast = sc.broadcast(weight_arrays)
+    builds, batches = sc.accumulator(0), sc.accumulator(0)
+    featurize = make_featurize_udf(broadcast, tf_threads, batch_size, builds, batches)
+
+    images = spark.read.parquet(input_uri)
+    partitions = max(2 * sc.defaultParallelism, math.ceil(images.count() / ROWS_PER_TASK))
+    vectors = (
+        images.select("image_id", "content")
+        .repartition(partitions, "image_id")
+        .dropDuplicates(["image_id"])
+        .withColumn("result", featurize("content"))
+        .select("image_id", "result.features", "result.reason")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        rows = images.drop("content").join(vectors, "image_id")
+        good = rows.filter(F.col("reason").isNull()).select(
+            "image_id", "path", "label", "split", "features"
+        )
+        failed = to_quarantine(rows.filter(F.col("reason").isNotNull()), "featurize")
+        write_parquet(spark, good, output_uri)
+        write_parquet(spark, failed, quarantine_uri)
+        featurized = spark.read.parquet(output_uri)
+        quarantined = spark.read.parquet(quarantine_uri)
+        report = {
+            "input": input_uri,
+            "output": output_uri,
+            "quarantine": quarantine_uri,
+            "weights": weights,
+            "images_in": images.count(),
+            "distinct_images": vectors.count(),
+            "featurized": featurized.count(),
+            "quarantined": quarantined.count(),
+            "quarantined_by_reason": count_by(quarantined, reason_category()),
+            "broadcast_bytes": int(sum(a.nbytes for a in weight_arrays)),
+            "networks_built": builds.value,
+            "arrow_batches": batches.value,
+        }
+    finally:
+        vectors.unpersist()
+        broadcast.unpersist()
+    if report["images_in"] != report["featurized"] + report["quarantined"]:
+        raise RuntimeError(f"featurize lost images: {report}")
+    return report
+
+
+def parser() -> argparse.ArgumentParser:
+    p = stage_parser("MobileNetV2 features with broadcast weights and a pandas UDF.")
+    p.add_argument("--quarantine", required=True, help="URI for images that failed to decode")
+    p.add_argument(
+        "--weights",
+        default=DEFAULT_WEIGHTS,
+        help="'imagenet' (Keras download), a local .weights.h5/.h5 path or an s3:// URI",
+    )
+    p.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE)
+    p.add_argument("--tf-threads", type=int, help="TensorFlow threads per worker")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    return run_stage(
+        "featurize",
+        argv,
+        parser(),
+        lambda spark, a: run(
+            spark, a.input, a.output, a.quarantine, a.weights, a.batch_size, a.tf_threads
+        ),
+    )

@@ -1,0 +1,28 @@
+"""The one way the jobs get a SparkSession: project defaults under whatever spark-submit set."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark import SparkConf
+from pyspark.sql import SparkSession
+
+from fruits.config import SPARK_CONF
+
+
+def get_spark(app_name: str) -> SparkSession:
+    """Session with :data:`fruits.config.SPARK_CONF` as defaults (spark-submit/EMR settings win).
+
+    Without a master (plain ``python jobs/load.py``) it runs on an embedded ``local[*]`` Spark,
+    whose Python workers use this interpreter unless ``PYSPARK_PYTHON`` says otherwise.
+    """
+    conf = SparkConf()
+    for key, value in SPARK_CONF.items():
+        conf.setIfMissing(key, value)
+    conf.setIfMissing("spark.master", "local[*]")
+    if conf.get("spark.master").startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = SparkSession.builder.appName(app_name).config(conf=conf).getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("FRUITS_SPARK_LOG_LEVEL", "WARN"))
+    return spark
