@@ -1,0 +1,63 @@
+"""Shared fixtures: the real Fruits-360 sample, the real MobileNetV2 weights, a real Spark.
+
+Paths come from FRUITS_SAMPLE_DIR / FRUITS_WEIGHTS (``.ci/run`` points them into ../shared);
+by default they are looked up in ../shared beside the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from samples import SMALL_CLASSES, copy_subset
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+DEFAULT_SAMPLE = SHARED / "data" / "fruits360-sample"
+DEFAULT_WEIGHTS = SHARED / "models" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
+def _required(env: str, default: Path) -> Path:
+    path = Path(os.environ.get(env, default))
+    if not path.exists():
+        pytest.fail(f"{path} not found: set {env} (see README, 'Tests')", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The Fruits-360 sample (read-only): Training/<Class>/*.jpg and Test/<Class>/*.jpg."""
+    return _required("FRUITS_SAMPLE_DIR", DEFAULT_SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def weights_path() -> Path:
+    """Real ImageNet MobileNetV2 weights (Keras 3 layout, no top)."""
+    return _required("FRUITS_WEIGHTS", DEFAULT_WEIGHTS)
+
+
+@pytest.fixture(scope="session")
+def small_sample(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 classes (one with a space in its name) × 4 images × 2 splits = 32 real images."""
+    return copy_subset(sample_dir, tmp_path_factory.mktemp("small") / "images", SMALL_CLASSES, 4)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator:
+    """A real embedded Spark with the project's defaults, two cores as in CI."""
+    from fruits.config import SPARK_CONF
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master("local[2]").appName("fruits-tests")
+    for key, value in {**SPARK_CONF, "spark.sql.shuffle.partitions": "4"}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
