@@ -60,7 +60,12 @@ def run_stage(
 ) -> dict[str, Any]:
     """Run one stage; return its report. Output streams through to this process's."""
     command = stage_command(stage, paths, options, master)
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"}
+    env = {
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **os.environ,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYTHONUNBUFFERED": "1",
+    }
     completed = subprocess.run(command, env=env, check=False)
     if completed.returncode != 0:
         raise StageFailed(f"stage {stage.name} failed (exit {completed.returncode})")

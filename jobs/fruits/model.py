@@ -17,6 +17,8 @@ import numpy as np
 from fruits.config import FEATURE_DIM, IMAGE_SIZE, INFERENCE_BATCH_SIZE
 from fruits.errors import InputError
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+
 
 class WeightsUnavailable(InputError):
     """The weights source cannot be read; the message says how to fix it."""
@@ -24,7 +26,6 @@ class WeightsUnavailable(InputError):
 
 def configure_tensorflow(threads: int | None) -> None:
     """Limit TensorFlow's thread pools; must run before TensorFlow executes anything."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not threads:
         return
     import tensorflow as tf

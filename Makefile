@@ -1,0 +1,45 @@
+# Fruits! image pipeline — the commands a developer needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+SAMPLE ?= $(SHARED)/data/fruits360-sample
+SHARED_WEIGHTS := $(SHARED)/models/mobilenet_v2_1.0_224_imagenet_no_top.weights.h5
+# Without a local weights file the jobs use Keras' own ImageNet download (needs internet).
+WEIGHTS ?= $(if $(wildcard $(SHARED_WEIGHTS)),$(SHARED_WEIGHTS),imagenet)
+OUTPUT ?= output
+PYTEST_ARGS ?=
+
+.PHONY: help install run test lint format clean constraints
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed  ## create .venv and install the project with pinned versions
+
+$(VENV)/.installed: pyproject.toml constraints.txt scripts/ensure-java.sh
+	scripts/ensure-java.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+run: install  ## set up and run the local pipeline on the Fruits-360 sample
+	$(BIN)/fruits-local --input "$(SAMPLE)" --output "$(OUTPUT)" --weights "$(WEIGHTS)"
+
+test: install  ## run the whole test suite (real Spark, TensorFlow, Airflow, moto)
+	FRUITS_SAMPLE_DIR="$(SAMPLE)" FRUITS_WEIGHTS="$(SHARED_WEIGHTS)" $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install  ## ruff lint and format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install  ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+clean:  ## remove outputs and caches (keeps .venv)
+	rm -rf $(OUTPUT) .pytest_cache .ruff_cache spark-warehouse
+
+constraints: install  ## re-pin constraints.txt from the current .venv
+	{ head -2 constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^fruits-pipeline'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
