@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pyspark import Accumulator, StorageLevel
 from pyspark.broadcast import Broadcast
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
@@ -102,6 +102,20 @@ def make_featurize_udf(
     return featurize.asNondeterministic()
 
 
+def known_vectors(spark: SparkSession, known_uri: str | None, ds: str | None) -> DataFrame:
+    """Rows featurized by runs of other dates (``image_id, path, features``); empty if none.
+
+    The run's own date is left out, so rerunning a date recomputes it.
+    """
+    schema = "image_id string, path string, features array<float>"
+    if not known_uri or not storage.exists(spark, known_uri):
+        return spark.createDataFrame([], schema)
+    known = spark.read.parquet(known_uri)
+    if ds is not None and "ds" in known.columns:
+        known = known.filter(F.col("ds").cast("string") != ds)
+    return known.select("image_id", "path", "features")
+
+
 def run(
     spark: SparkSession,
     input_uri: str,
@@ -110,8 +124,15 @@ def run(
     weights: str = DEFAULT_WEIGHTS,
     batch_size: int = INFERENCE_BATCH_SIZE,
     tf_threads: int | None = None,
+    known_uri: str | None = None,
+    ds: str | None = None,
 ) -> dict[str, Any]:
-    """Featurize the load stage's output; return the stage report."""
+    """Featurize the load stage's output; return the stage report.
+
+    With ``known_uri`` (the features root of earlier runs) only new rows are written: a path
+    already featurized with the same content is skipped, and content featurized before is
+    reused instead of recomputed.
+    """
     if not storage.exists(spark, input_uri):
         raise InputError(f"input not found: {input_uri} (run the load stage first)")
     sc = spark.sparkContext
@@ -123,16 +144,21 @@ def run(
     builds, batches = sc.accumulator(0), sc.accumulator(0)
     featurize = make_featurize_udf(broadcast, tf_threads, batch_size, builds, batches)
 
-    images = spark.read.parquet(input_uri)
-    partitions = max(2 * sc.defaultParallelism, math.ceil(images.count() / ROWS_PER_TASK))
-    vectors = (
+    loaded = spark.read.parquet(input_uri)
+    known = known_vectors(spark, known_uri, ds)
+    images = loaded.join(known.select("image_id", "path"), ["image_id", "path"], "left_anti")
+    reused = known.select("image_id", "features").dropDuplicates(["image_id"])
+    partitions = max(2 * sc.defaultParallelism, math.ceil(loaded.count() / ROWS_PER_TASK))
+    computed = (
         images.select("image_id", "content")
+        .join(reused.select("image_id"), "image_id", "left_anti")
         .repartition(partitions, "image_id")
         .dropDuplicates(["image_id"])
         .withColumn("result", featurize("content"))
         .select("image_id", "result.features", "result.reason")
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
+    vectors = computed.unionByName(reused.withColumn("reason", F.lit(None).cast("string")))
     try:
         rows = images.drop("content").join(vectors, "image_id")
         good = rows.filter(F.col("reason").isNull()).select(
@@ -148,8 +174,10 @@ def run(
             "output": output_uri,
             "quarantine": quarantine_uri,
             "weights": weights,
-            "images_in": images.count(),
-            "distinct_images": vectors.count(),
+            "images_in": loaded.count(),
+            "already_featurized": loaded.count() - images.count(),
+            "distinct_images": loaded.select("image_id").distinct().count(),
+            "computed": computed.count(),
             "featurized": featurized.count(),
             "quarantined": quarantined.count(),
             "quarantined_by_reason": count_by(quarantined, reason_category()),
@@ -158,9 +186,10 @@ def run(
             "arrow_batches": batches.value,
         }
     finally:
-        vectors.unpersist()
+        computed.unpersist()
         broadcast.unpersist()
-    if report["images_in"] != report["featurized"] + report["quarantined"]:
+    accounted = report["already_featurized"] + report["featurized"] + report["quarantined"]
+    if report["images_in"] != accounted:
         raise RuntimeError(f"featurize lost images: {report}")
     return report
 
@@ -175,6 +204,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE)
     p.add_argument("--tf-threads", type=int, help="TensorFlow threads per worker")
+    p.add_argument(
+        "--known-features",
+        help="features root of earlier runs: rows featurized there are skipped or reused",
+    )
+    p.add_argument("--ds", help="this run's logical date: its own partition is not 'known'")
     return p
 
 
@@ -184,6 +218,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         argv,
         parser(),
         lambda spark, a: run(
-            spark, a.input, a.output, a.quarantine, a.weights, a.batch_size, a.tf_threads
+            spark,
+            a.input,
+            a.output,
+            a.quarantine,
+            a.weights,
+            a.batch_size,
+            a.tf_threads,
+            a.known_features,
+            a.ds,
         ),
     )

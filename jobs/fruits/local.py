@@ -62,6 +62,7 @@ def run_stage(
     command = stage_command(stage, paths, options, master)
     env = {
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        "SPARK_CONF_DIR": str(REPO_ROOT / "conf" / "spark"),
         **os.environ,
         "PYSPARK_PYTHON": sys.executable,
         "PYTHONUNBUFFERED": "1",
@@ -86,13 +87,15 @@ def run_pipeline(
 def summary(paths: RunPaths, reports: dict[str, dict[str, Any]]) -> str:
     load, featurize, pca = reports["load"], reports["featurize"], reports["pca"]
     quarantined = load["quarantined"] + featurize["quarantined"]
-    balanced = load["files_seen"] == featurize["featurized"] + quarantined
+    featurized = featurize["already_featurized"] + featurize["featurized"]
+    balanced = load["files_seen"] == featurized + quarantined
     return "\n".join(
         [
             f"Fruits! pipeline, run {paths.ds}: {paths.input}",
             f"  files seen        {load['files_seen']}",
             f"  images loaded     {load['images_loaded']} ({load['distinct_images']} distinct)",
-            f"  featurized        {featurize['featurized']}",
+            f"  featurized        {featurize['featurized']} new"
+            f" ({featurize['computed']} computed, {featurize['already_featurized']} done before)",
             f"  quarantined       {quarantined} {_reasons(load, featurize)}",
             f"  check             seen = featurized + quarantined: {'OK' if balanced else 'FAIL'}",
             f"  PCA               k = {pca['k']} ({pca['k_selection']}), "

@@ -98,9 +98,6 @@ def run(
             "split",
             vector_to_array("pca_vector", "float32").alias("pca_features"),
         )
-        staging = storage.staging_uri(output_uri)
-        model.write().overwrite().save(f"{staging}/model")
-        vectors.write.mode("overwrite").parquet(f"{staging}/vectors")
         report = {
             "input": input_uri,
             "output": output_uri,
@@ -114,10 +111,12 @@ def run(
             "images_by_label": count_by(features, F.col("label")),
             "images_by_split": count_by(features, F.coalesce(F.col("split"), F.lit("(none)"))),
         }
-        storage.write_json(spark, f"{staging}/report.json", report)
         plot = plot_cumulative(curve or explained, k, report["variance_target"])
-        storage.write_bytes(spark, f"{staging}/explained_variance.png", plot)
-        storage.publish(spark, staging, output_uri)
+        with storage.staged(spark, output_uri) as staging:
+            model.write().overwrite().save(f"{staging}/model")
+            vectors.write.mode("overwrite").parquet(f"{staging}/vectors")
+            storage.write_json(spark, f"{staging}/report.json", report)
+            storage.write_bytes(spark, f"{staging}/explained_variance.png", plot)
     finally:
         data.unpersist()
     return report

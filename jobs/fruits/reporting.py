@@ -51,9 +51,8 @@ def count_by(df: DataFrame, column) -> dict[str, int]:
 
 def write_parquet(spark: SparkSession, df: DataFrame, target: str) -> None:
     """Write ``df`` as Parquet to ``target`` through a staging folder (see storage.publish)."""
-    staging = storage.staging_uri(target)
-    df.write.mode("overwrite").parquet(staging)
-    storage.publish(spark, staging, target)
+    with storage.staged(spark, target) as staging:
+        df.write.mode("overwrite").parquet(staging)
 
 
 def run_stage(

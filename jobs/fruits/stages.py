@@ -20,8 +20,12 @@ class RunPaths:
     root: str
     ds: str
 
+    def dataset(self, name: str) -> str:
+        """The root of a dataset, all dates (e.g. every ``features/ds=…`` partition)."""
+        return f"{self.root.rstrip('/')}/{name}"
+
     def _under(self, dataset: str) -> str:
-        return f"{self.root.rstrip('/')}/{dataset}/ds={self.ds}"
+        return f"{self.dataset(dataset)}/ds={self.ds}"
 
     @property
     def images(self) -> str:
@@ -34,6 +38,10 @@ class RunPaths:
     @property
     def pca(self) -> str:
         return self._under("pca")
+
+    @property
+    def model(self) -> str:
+        return self._under("model")
 
     def quarantine(self, stage: str) -> str:
         return f"{self._under('quarantine')}/stage={stage}"
@@ -76,16 +84,25 @@ def _featurize_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
         "--output", paths.features,
         "--quarantine", paths.quarantine("featurize"),
         "--weights", options.weights,
+        "--known-features", paths.dataset("features"),
+        "--ds", paths.ds,
     ]  # fmt: skip
 
 
 def _pca_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
     choice = ["--k", str(options.k)] if options.k else ["--variance", str(options.variance)]
-    return ["--input", paths.features, "--output", paths.pca, *choice]
+    # PCA sees the whole corpus: every date's features.
+    return ["--input", paths.dataset("features"), "--output", paths.pca, *choice]
+
+
+def _train_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
+    # The classifier learns from the whole corpus (every date's features) and fits its own PCA.
+    return ["--input", paths.dataset("features"), "--output", paths.model]
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("load", "load.py", _load_args),
     Stage("featurize", "featurize.py", _featurize_args),
     Stage("pca", "pca.py", _pca_args),
+    Stage("train", "train.py", _train_args),
 )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -92,3 +94,15 @@ def publish(spark: SparkSession, staging: str, target: str) -> None:
         raise OSError(f"could not publish {staging} as {target}")
     if previous is not None:
         fs.delete(previous, True)
+
+
+@contextmanager
+def staged(spark: SparkSession, target: str) -> Iterator[str]:
+    """Yield a staging folder to write ``target`` into; publish it on success, drop it on error."""
+    staging = staging_uri(target)
+    try:
+        yield staging
+    except BaseException:
+        delete(spark, staging)
+        raise
+    publish(spark, staging, target)

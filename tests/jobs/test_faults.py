@@ -1,0 +1,80 @@
+"""Faults: a Python worker killed mid-featurization is retried by Spark, nothing lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from fruits import load
+from fruits.local import JOBS_DIR, REPO_ROOT, spark_submit
+from fruits.stages import RunPaths
+from samples import copy_subset
+
+
+def _forked_python_workers(root: psutil.Process) -> list[psutil.Process]:
+    """Workers forked by pyspark.daemon (the daemon itself is their parent)."""
+    workers = []
+    for child in root.children(recursive=True):
+        try:
+            parent = child.parent()
+            if (
+                "pyspark.daemon" in " ".join(child.cmdline())
+                and parent
+                and ("pyspark.daemon" in " ".join(parent.cmdline()))
+            ):
+                workers.append(child)
+        except psutil.Error:
+            continue
+    return workers
+
+
+@pytest.mark.slow
+def test_killed_worker_is_retried_and_output_is_complete(spark, sample_dir, weights_path, tmp_path):
+    classes = ["Apricot", "Avocado", "Cactus fruit", "Clementine", "Grape White", "Lychee"]
+    images = copy_subset(sample_dir, tmp_path / "in", classes, per_class=10, splits=("Training",))
+    paths = RunPaths(input=str(images), root=str(tmp_path / "out"), ds="2026-04-01")
+    load.run(spark, paths.input, paths.images, paths.quarantine("load"))
+
+    command = [
+        spark_submit(), "--master", "local[2,4]",  # up to 4 attempts per task
+        "--conf", f"spark.pyspark.python={sys.executable}",
+        str(JOBS_DIR / "featurize.py"),
+        "--input", paths.images, "--output", paths.features,
+        "--quarantine", paths.quarantine("featurize"),
+        "--weights", str(weights_path), "--report", paths.report("featurize"),
+        "--batch-size", "8",
+    ]  # fmt: skip
+    env = {**os.environ, "SPARK_CONF_DIR": str(REPO_ROOT / "conf" / "spark")}
+    job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    killed = None
+    deadline = time.time() + 240
+    while killed is None and time.time() < deadline and job.poll() is None:
+        busy = [w for w in _forked_python_workers(psutil.Process(job.pid)) if _cpu(w) > 8.0]
+        if busy:  # TensorFlow loaded and the network running: kill it mid-batch
+            killed = busy[0].pid
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.5)
+    output, _ = job.communicate(timeout=600)
+    log = output.decode(errors="replace")
+    assert killed is not None, "no busy Python worker was seen:\n" + log[-2000:]
+    assert job.returncode == 0, log[-3000:]
+    assert "Lost task" in log or "Python worker exited unexpectedly" in log
+
+    report = json.loads((tmp_path / "out/reports/ds=2026-04-01/featurize.json").read_text())
+    assert report["featurized"] == len(classes) * 10 and report["quarantined"] == 0
+    rows = spark.read.parquet(paths.features).select("path").collect()
+    assert len(rows) == len({r.path for r in rows}) == len(classes) * 10
+
+
+def _cpu(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
