@@ -1,0 +1,120 @@
+"""Where runs live: AWS settings from Airflow Variables (EMR), folders from env vars (local).
+
+Read at run time, in the ``validate_params`` task, so changing a Variable needs no redeploy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from airflow.sdk.exceptions import AirflowFailException
+from fruits.config import DEFAULT_WEIGHTS
+from fruits.local import DEFAULT_INPUT, REPO_ROOT
+
+from fruits_airflow.uris import s3_uri
+
+AWS_CONN_ID = "aws_default"
+DEFAULT_REGION = "eu-west-3"
+
+
+class MissingSetting(AirflowFailException):
+    """A required Airflow Variable is not set or has a bad value: the run stops, no retries."""
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """The EMR deployment: one Airflow Variable per field (see :data:`AWS_VARIABLES`)."""
+
+    region: str
+    bucket: str
+    input: str
+    weights: str
+    master_instance_type: str
+    core_instance_type: str
+    security_configuration: str
+    service_role: str
+    instance_profile: str
+    idle_timeout_s: int
+    subnet_id: str | None
+
+    @property
+    def output_root(self) -> str:
+        return s3_uri(self.bucket, "output")
+
+    @property
+    def artifacts_root(self) -> str:
+        return s3_uri(self.bucket, "artifacts")
+
+    @property
+    def log_uri(self) -> str:
+        return s3_uri(self.bucket, "logs", "emr") + "/"
+
+
+# field: (Airflow Variable, default). None: required; a default may name other fields.
+AWS_VARIABLES: dict[str, tuple[str, str | None]] = {
+    "region": ("fruits_aws_region", DEFAULT_REGION),
+    "bucket": ("fruits_bucket", None),
+    "input": ("fruits_input", "s3://{bucket}/input"),
+    "weights": ("fruits_weights", DEFAULT_WEIGHTS),
+    "master_instance_type": ("fruits_emr_master_instance_type", "m5.xlarge"),
+    "core_instance_type": ("fruits_emr_core_instance_type", "m5.xlarge"),
+    "security_configuration": ("fruits_emr_security_configuration", "fruits-encryption-at-rest"),
+    "service_role": ("fruits_emr_service_role", "EMR_DefaultRole"),
+    "instance_profile": ("fruits_emr_instance_profile", "EMR_EC2_DefaultRole"),
+    "idle_timeout_s": ("fruits_emr_idle_timeout_s", "3600"),
+    "subnet_id": ("fruits_emr_subnet_id", ""),
+}
+
+
+def aws_settings(get: Callable[[str], str | None] | None = None) -> AwsSettings:
+    """The settings from Airflow Variables (``get(name)`` → value or None, for tests)."""
+    get = get or variable
+    raw = {field: (get(name) or "").strip() for field, (name, _) in AWS_VARIABLES.items()}
+    for field, (name, default) in AWS_VARIABLES.items():
+        if not raw[field]:
+            if default is None:
+                raise MissingSetting(f"set the Airflow Variable {name} (see docs/aws.md)")
+            raw[field] = default.format(**raw)
+    try:
+        idle_timeout = int(raw["idle_timeout_s"])
+    except ValueError:
+        raise MissingSetting(
+            f"{AWS_VARIABLES['idle_timeout_s'][0]} must be a number of seconds, "
+            f"got {raw['idle_timeout_s']!r}"
+        ) from None
+    return AwsSettings(
+        **{**raw, "idle_timeout_s": idle_timeout, "subnet_id": raw["subnet_id"] or None}
+    )
+
+
+def aws_settings_from(values: Mapping[str, object]) -> AwsSettings:
+    """Rebuild settings passed between tasks (XCom) as a dict."""
+    return AwsSettings(**{f.name: values[f.name] for f in fields(AwsSettings)})
+
+
+def variable(name: str) -> str | None:
+    """An Airflow Variable's value, None when unset."""
+    from airflow.sdk import Variable
+
+    return Variable.get(name, default=None)
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """The local twin's defaults: ``FRUITS_INPUT``, ``FRUITS_OUTPUT``, ``FRUITS_WEIGHTS``."""
+
+    input: str
+    output_root: str
+    weights: str
+
+
+def local_settings(env: Mapping[str, str] | None = None) -> LocalSettings:
+    env = os.environ if env is None else env
+    return LocalSettings(
+        input=env.get("FRUITS_INPUT") or str(DEFAULT_INPUT),
+        output_root=env.get("FRUITS_OUTPUT") or str(Path(REPO_ROOT) / "output"),
+        weights=env.get("FRUITS_WEIGHTS") or DEFAULT_WEIGHTS,
+    )

@@ -1,0 +1,97 @@
+"""moto as the AWS account of the EMR tests, and a stand-in for EMR's step runner.
+
+Operators, sensors and hooks stay the provider's own; only AWS behind boto3 is moto. moto
+leaves steps PENDING/RUNNING forever, so :func:`steps_finish` plays EMR's part: it moves each
+step to COMPLETED (or FAILED for one chosen stage) once a sensor has seen it running.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.emr.models import ElasticMapReduceBackend, emr_backends
+
+REGION = "eu-west-3"
+BUCKET = "fruits-test-eu"
+INPUT_BUCKET = "fruits-test-images"
+SECURITY_CONFIGURATION = "fruits-encryption-at-rest"
+
+
+@contextmanager
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A moto account with the EU buckets, the security configuration, the ``aws_default``
+    connection and the Variables of an EMR deployment (as env vars)."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AIRFLOW_CONN_AWS_DEFAULT": '{"conn_type": "aws"}',
+        "AIRFLOW_VAR_FRUITS_BUCKET": BUCKET,
+        "AIRFLOW_VAR_FRUITS_INPUT": f"s3://{INPUT_BUCKET}/fruits-360",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        create_bucket(BUCKET, REGION)
+        create_bucket(INPUT_BUCKET, REGION)
+        create_security_configuration()
+        yield
+
+
+def emr_backend(region: str = REGION) -> ElasticMapReduceBackend:
+    return emr_backends[DEFAULT_ACCOUNT_ID][region]
+
+
+def create_bucket(name: str, region: str) -> None:
+    s3 = boto3.client("s3", region_name=region)
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+
+
+def create_security_configuration(region: str = REGION) -> None:
+    boto3.client("emr", region_name=region).create_security_configuration(
+        Name=SECURITY_CONFIGURATION,
+        SecurityConfiguration='{"EncryptionConfiguration": {"EnableAtRestEncryption": true, '
+        '"EnableInTransitEncryption": false, "AtRestEncryptionConfiguration": '
+        '{"S3EncryptionConfiguration": {"EncryptionMode": "SSE-S3"}}}}',
+    )
+
+
+@contextmanager
+def steps_finish(fail_stage: str | None = None, running_for_s: float = 0.5) -> Iterator[None]:
+    """While inside, every step finishes after ``running_for_s``: FAILED for ``fail_stage``
+    (steps are named ``fruits <stage> ds=…``), COMPLETED otherwise."""
+    stop = threading.Event()
+    first_seen: dict[str, float] = {}
+
+    def drive() -> None:
+        while not stop.wait(0.05):
+            for region_backend in emr_backends[DEFAULT_ACCOUNT_ID].values():
+                for cluster in list(region_backend.clusters.values()):
+                    for step in list(cluster.steps):
+                        if step.state not in ("PENDING", "RUNNING"):
+                            continue
+                        seen = first_seen.setdefault(step.id, time.monotonic())
+                        if time.monotonic() - seen < running_for_s:
+                            continue
+                        failed = fail_stage is not None and step.name.startswith(
+                            f"fruits {fail_stage} "
+                        )
+                        step.state = "FAILED" if failed else "COMPLETED"
+
+    driver = threading.Thread(target=drive, name="emr-step-driver", daemon=True)
+    driver.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        driver.join()

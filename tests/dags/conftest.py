@@ -1,0 +1,51 @@
+"""A real Airflow for the DAG tests: throwaway AIRFLOW_HOME, SQLite, the repo's dags/ and plugins/.
+
+Airflow reads its settings once, on import: they are set here, when pytest imports this file,
+before any test module imports Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAGS_FOLDER = REPO_ROOT / "dags"
+PLUGINS_FOLDER = REPO_ROOT / "plugins"
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="fruits-airflow-home-"))
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+    }
+)
+# Airflow itself puts plugins/ on sys.path; the tests import fruits_airflow before it does.
+if str(PLUGINS_FOLDER) not in sys.path:
+    sys.path.insert(0, str(PLUGINS_FOLDER))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def airflow_db() -> Iterator[Path]:
+    """A migrated metadata database (SQLite) in the throwaway AIRFLOW_HOME."""
+    from airflow.utils import db
+
+    db.initdb()
+    yield AIRFLOW_HOME
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def module_monkeypatch() -> Iterator[pytest.MonkeyPatch]:
+    """Env changes that last for one test module (one DAG run shared by its tests)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield monkeypatch
