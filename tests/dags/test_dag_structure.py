@@ -1,0 +1,189 @@
+"""The ``fruits_pipeline`` DAG as the scheduler parses it: both graphs, their order and rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import pytest
+from airflow.providers.amazon.aws.operators.emr import (
+    EmrAddStepsOperator,
+    EmrCreateJobFlowOperator,
+    EmrTerminateJobFlowOperator,
+)
+from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
+from airflow.sdk import TriggerRule
+from airflow.sdk.exceptions import ParamValidationError
+from dag_harness import DAG_ID, dag_bag, parse_dag
+from fruits.stages import STAGES
+
+STAGE_NAMES = [stage.name for stage in STAGES]
+
+
+def emr_upstreams() -> dict[str, set[str]]:
+    """validate → guard → prepare → create → (submit → wait) per stage → terminate; every
+    submit also reads its steps from prepare, every EMR task the cluster id from create."""
+    expected = {
+        "validate_params": set(),
+        "check_region": {"validate_params"},
+        "prepare": {"validate_params", "check_region"},
+        "create_cluster": {"prepare"},
+    }
+    previous = "create_cluster"
+    for stage in STAGE_NAMES:
+        expected[stage] = {"prepare", "create_cluster", previous}
+        expected[f"wait_for_{stage}"] = {"create_cluster", stage}
+        previous = f"wait_for_{stage}"
+    expected["terminate_cluster"] = {"create_cluster", previous}
+    return expected
+
+
+def local_upstreams() -> dict[str, set[str]]:
+    """validate → one task per stage, in order; each stage reads the validated request."""
+    expected, previous = {"validate_params": set()}, "validate_params"
+    for stage in STAGE_NAMES:
+        expected[stage] = {"validate_params", previous}
+        previous = stage
+    return expected
+
+
+@pytest.fixture
+def emr_dag(monkeypatch):
+    return parse_dag(monkeypatch, FRUITS_EXECUTION="emr", FRUITS_DEFERRABLE="false")
+
+
+@pytest.fixture
+def local_dag(monkeypatch):
+    return parse_dag(monkeypatch, FRUITS_EXECUTION="local")
+
+
+def upstreams(dag) -> dict[str, set[str]]:
+    return {task.task_id: set(task.upstream_task_ids) for task in dag.tasks}
+
+
+@pytest.mark.parametrize("mode", ["emr", "local"])
+def test_daily_one_run_at_a_time_no_catchup(monkeypatch, mode):
+    dag = parse_dag(monkeypatch, FRUITS_EXECUTION=mode)
+    assert dag.dag_id == DAG_ID
+    assert dag.schedule == "@daily"
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+    assert mode in dag.tags
+
+
+def test_the_pipeline_starts_load_featurize_pca():
+    assert STAGE_NAMES[:3] == ["load", "featurize", "pca"]
+
+
+def test_emr_graph_reads_as_the_pipeline(emr_dag):
+    assert upstreams(emr_dag) == emr_upstreams()
+
+
+def test_local_graph_reads_as_the_pipeline_with_the_same_stage_task_ids(local_dag):
+    assert upstreams(local_dag) == local_upstreams()
+
+
+def test_each_stage_submits_a_step_then_a_sensor_waits_for_it(emr_dag):
+    for stage in STAGE_NAMES:
+        submit, wait = emr_dag.get_task(stage), emr_dag.get_task(f"wait_for_{stage}")
+        assert isinstance(submit, EmrAddStepsOperator)
+        assert isinstance(wait, EmrStepSensor)
+        assert wait.step_id == f"{{{{ ti.xcom_pull(task_ids='{stage}')[0] }}}}"
+        assert wait.mode == "reschedule"
+        assert (submit.deferrable, wait.deferrable) == (False, False)
+
+
+def test_termination_is_the_teardown_of_the_cluster_creation(emr_dag):
+    create, terminate = emr_dag.get_task("create_cluster"), emr_dag.get_task("terminate_cluster")
+    assert isinstance(create, EmrCreateJobFlowOperator)
+    assert isinstance(terminate, EmrTerminateJobFlowOperator)
+    assert create.is_setup
+    assert terminate.is_teardown
+    assert terminate.trigger_rule == TriggerRule.ALL_DONE_SETUP_SUCCESS
+    assert not terminate.on_failure_fail_dagrun  # the stages' outcome decides the run's state
+
+
+def test_every_emr_operator_works_in_the_region_the_guard_approved(emr_dag):
+    waits = [f"wait_for_{stage}" for stage in STAGE_NAMES]
+    for task_id in ("create_cluster", *STAGE_NAMES, *waits, "terminate_cluster"):
+        task = emr_dag.get_task(task_id)
+        assert task.region_name == "{{ ti.xcom_pull(task_ids='check_region') }}", task_id
+        assert task.aws_conn_id == "aws_default"
+
+
+def test_sensors_and_cluster_waits_defer_when_asked(monkeypatch):
+    dag = parse_dag(
+        monkeypatch, FRUITS_EXECUTION="emr", FRUITS_DEFERRABLE="true", FRUITS_POKE_INTERVAL="30"
+    )
+    for task_id in ("create_cluster", "terminate_cluster", *(f"wait_for_{s}" for s in STAGE_NAMES)):
+        assert dag.get_task(task_id).deferrable, task_id
+    sensor = dag.get_task("wait_for_load")
+    assert sensor.mode == "poke"
+    assert sensor.poke_interval == 30
+    assert sensor.max_attempts * 30 == 6 * 3600  # a step may run 6 hours
+    assert not dag.get_task("load").deferrable  # submitting is quick; the sensor waits
+
+
+def test_params_of_a_manual_run(emr_dag, local_dag):
+    common = {"input", "weights", "k", "variance"}
+    assert set(local_dag.params) == common
+    assert set(emr_dag.params) == common | {"core_instance_count", "core_spot"}
+    assert emr_dag.params["core_instance_count"] == 2
+    assert emr_dag.params["core_spot"] is False
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        {"k": 0},
+        {"variance": 1.5},
+        {"variance": 0},
+        {"core_instance_count": 0},
+        {"core_spot": "yes"},
+    ],
+)
+def test_a_trigger_with_bad_params_is_refused(emr_dag, conf):
+    with pytest.raises(ParamValidationError):
+        emr_dag.test(logical_date=dt.datetime(2024, 2, 1, tzinfo=dt.UTC), run_conf=conf)
+
+
+def test_without_a_setting_or_aws_connection_the_local_twin_is_built(monkeypatch):
+    for name in ("FRUITS_EXECUTION", "AIRFLOW_VAR_FRUITS_EXECUTION", "AIRFLOW_CONN_AWS_DEFAULT"):
+        monkeypatch.delenv(name, raising=False)
+    assert upstreams(parse_dag(monkeypatch)) == local_upstreams()
+
+
+def test_an_aws_connection_makes_emr_the_default(monkeypatch):
+    monkeypatch.delenv("FRUITS_EXECUTION", raising=False)
+    monkeypatch.delenv("AIRFLOW_VAR_FRUITS_EXECUTION", raising=False)
+    dag = parse_dag(monkeypatch, AIRFLOW_CONN_AWS_DEFAULT='{"conn_type": "aws"}')
+    assert upstreams(dag) == emr_upstreams()
+
+
+def test_the_fruits_execution_variable_overrides_the_default(monkeypatch):
+    monkeypatch.delenv("FRUITS_EXECUTION", raising=False)
+    dag = parse_dag(
+        monkeypatch,
+        AIRFLOW_CONN_AWS_DEFAULT='{"conn_type": "aws"}',
+        AIRFLOW_VAR_FRUITS_EXECUTION="local",
+    )
+    assert upstreams(dag) == local_upstreams()
+
+
+def test_an_unknown_execution_mode_is_an_import_error_that_says_why(monkeypatch):
+    bag = dag_bag(monkeypatch, FRUITS_EXECUTION="kubernetes")
+    assert DAG_ID not in bag.dags
+    (error,) = bag.import_errors.values()
+    assert "must be 'emr' or 'local', got 'kubernetes'" in error
+
+
+def test_the_plugin_manager_does_not_load_fruits_airflow_as_plugins():
+    """plugins/.airflowignore: the package is imported by the DAG, never as top-level modules."""
+    from airflow import plugins_manager
+
+    assert plugins_manager.get_import_errors() == {}
+    package = Path(__file__).resolve().parents[2] / "plugins" / "fruits_airflow"
+    modules = {file.stem for file in package.glob("*.py")} - {"__init__"}
+    assert "residency" in modules
+    assert not modules & set(sys.modules)

@@ -1,0 +1,179 @@
+"""One EMR run through ``dag.test()`` against moto — real operators, sensors, hooks and DB —
+then what it asked of AWS, test by test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from aws_fakes import BUCKET, INPUT_BUCKET, REGION, emr_backend, fake_aws, steps_finish
+from dag_harness import parse_dag, rendered, reschedules, states
+from fruits.stages import STAGES
+
+LOGICAL_DATE = dt.datetime(2024, 3, 5, tzinfo=dt.UTC)
+DS = "2024-03-05"
+STAGE_NAMES = [stage.name for stage in STAGES]
+OUT = f"s3://{BUCKET}/output"
+
+
+def content_addressed(kind: str, name: str) -> re.Pattern[str]:
+    return re.compile(rf"s3://{BUCKET}/artifacts/{kind}/[0-9a-f]{{64}}/{re.escape(name)}")
+
+
+@pytest.fixture(scope="module")
+def emr_run(module_monkeypatch: pytest.MonkeyPatch, weights_path: Path) -> Iterator:
+    """A manual run with params: 3 core nodes on Spot, k = 7, a local weights file."""
+    with fake_aws(module_monkeypatch):
+        dag = parse_dag(
+            module_monkeypatch,
+            FRUITS_EXECUTION="emr",
+            FRUITS_DEFERRABLE="false",
+            FRUITS_POKE_INTERVAL="0.2",
+        )
+        conf = {"core_instance_count": 3, "core_spot": True, "k": 7, "weights": str(weights_path)}
+        with steps_finish():
+            run = dag.test(logical_date=LOGICAL_DATE, run_conf=conf)
+        yield run
+
+
+@pytest.fixture(scope="module")
+def emr(emr_run):
+    return boto3.client("emr", region_name=REGION)
+
+
+@pytest.fixture(scope="module")
+def cluster(emr_run):
+    """moto's record of the one cluster the run created."""
+    (only,) = emr_backend().clusters.values()
+    return only
+
+
+@pytest.fixture(scope="module")
+def step_args(cluster) -> dict[str, list[str]]:
+    """Stage → the stage's own arguments (after spark-submit, --py-files and the script)."""
+    return {stage: step.args[6:] for stage, step in zip(STAGE_NAMES, cluster.steps, strict=True)}
+
+
+def test_the_run_succeeds_with_every_task(emr_run):
+    assert emr_run.state == "success"
+    assert set(states(emr_run).values()) == {"success"}, states(emr_run)
+
+
+def test_one_cluster_in_eu_west_3_with_the_pinned_release_spark_logs_and_encryption(emr, cluster):
+    for elsewhere in ("eu-west-1", "us-east-1"):
+        assert emr_backend(elsewhere).clusters == {}
+    described = emr.describe_cluster(ClusterId=cluster.id)["Cluster"]
+    assert described["ReleaseLabel"] == "emr-7.12.0"
+    assert [app["Name"] for app in described["Applications"]] == ["Spark"]
+    assert described["LogUri"] == f"s3://{BUCKET}/logs/emr/"
+    assert described["SecurityConfiguration"] == "fruits-encryption-at-rest"
+    assert described["ServiceRole"] == "EMR_DefaultRole"
+
+
+def test_the_cluster_is_tagged_with_the_project_run_and_date(emr, emr_run, cluster):
+    tags = emr.describe_cluster(ClusterId=cluster.id)["Cluster"]["Tags"]
+    assert {tag["Key"]: tag["Value"] for tag in tags} == {
+        "project": "fruits",
+        "dag_run_id": emr_run.run_id,
+        "ds": DS,
+    }
+
+
+def test_core_nodes_count_and_spot_come_from_the_params(emr, cluster):
+    listed = emr.list_instance_groups(ClusterId=cluster.id)["InstanceGroups"]
+    groups = {group["InstanceGroupType"]: group for group in listed}
+    assert (groups["MASTER"]["RequestedInstanceCount"], groups["MASTER"]["Market"]) == (
+        1,
+        "ON_DEMAND",
+    )
+    assert (groups["CORE"]["RequestedInstanceCount"], groups["CORE"]["Market"]) == (3, "SPOT")
+    assert groups["CORE"]["InstanceType"] == "m5.xlarge"
+
+
+def test_every_node_installs_the_pinned_deps_for_python_3_11_and_spark_uses_it(emr, cluster):
+    (bootstrap,) = emr.list_bootstrap_actions(ClusterId=cluster.id)["BootstrapActions"]
+    assert content_addressed("bootstrap", "install_python_deps.sh").fullmatch(
+        bootstrap["ScriptPath"]
+    )
+    assert "numpy<2,>=1.26" in bootstrap["Args"]
+    assert {arg.split("<")[0].split(">")[0] for arg in bootstrap["Args"]} >= {
+        "tensorflow-cpu",
+        "pillow",
+        "pyarrow",
+        "pandas",
+        "matplotlib",
+        "numpy",
+    }
+    assert not [arg for arg in bootstrap["Args"] if arg.startswith("pyspark")]
+    by_class = {c["Classification"]: c for c in cluster.configurations}
+    exports = by_class["spark-env"]["Configurations"][0]["Properties"]
+    assert exports["PYSPARK_PYTHON"] == "/usr/bin/python3.11"
+    defaults = by_class["spark-defaults"]["Properties"]
+    assert defaults["spark.sql.sources.partitionOverwriteMode"] == "dynamic"
+
+
+def test_each_stage_adds_one_spark_submit_step_in_cluster_mode(cluster):
+    assert [step.name for step in cluster.steps] == [f"fruits {s} ds={DS}" for s in STAGE_NAMES]
+    for stage, step in zip(STAGES, cluster.steps, strict=True):
+        assert step.jar == "command-runner.jar"
+        assert step.args[:4] == ["spark-submit", "--deploy-mode", "cluster", "--py-files"]
+        assert content_addressed("code", "fruits.zip").fullmatch(step.args[4])
+        assert content_addressed("code", stage.script).fullmatch(step.args[5])
+        assert step.state == "COMPLETED"
+
+
+def test_steps_read_and_write_the_logical_dates_partitions(step_args):
+    load, featurize, pca = (step_args[stage] for stage in ("load", "featurize", "pca"))
+    assert load[:4] == [
+        "--input", f"s3://{INPUT_BUCKET}/fruits-360",
+        "--output", f"{OUT}/images/ds={DS}",
+    ]  # fmt: skip
+    assert featurize[:4] == [
+        "--input",
+        f"{OUT}/images/ds={DS}",
+        "--output",
+        f"{OUT}/features/ds={DS}",
+    ]
+    assert pca[pca.index("--output") + 1] == f"{OUT}/pca/ds={DS}"
+    for stage in STAGE_NAMES:
+        args = step_args[stage]
+        assert args[args.index("--report") + 1] == f"{OUT}/reports/ds={DS}/{stage}.json"
+
+
+def test_params_reach_the_steps(step_args, weights_path):
+    featurize, pca = step_args["featurize"], step_args["pca"]
+    weights = featurize[featurize.index("--weights") + 1]
+    assert content_addressed("models", weights_path.name).fullmatch(weights)
+    assert pca[pca.index("--k") + 1] == "7"
+    assert "--variance" not in pca
+
+
+def test_every_artifact_a_step_names_was_uploaded(cluster, step_args, weights_path):
+    s3 = boto3.client("s3", region_name=REGION)
+    featurize = step_args["featurize"]
+    uris = {arg for step in cluster.steps for arg in step.args[4:6]}
+    uris.add(featurize[featurize.index("--weights") + 1])
+    for uri in uris:
+        key = uri.removeprefix(f"s3://{BUCKET}/")
+        s3.head_object(Bucket=BUCKET, Key=key)
+    weights_key = featurize[featurize.index("--weights") + 1].removeprefix(f"s3://{BUCKET}/")
+    uploaded = s3.get_object(Bucket=BUCKET, Key=weights_key)["Body"].read()
+    assert uploaded == weights_path.read_bytes()
+
+
+def test_each_sensor_waits_on_the_step_its_stage_added(emr_run, cluster):
+    for stage, step in zip(STAGE_NAMES, cluster.steps, strict=True):
+        sensor = emr_run.get_task_instance(f"wait_for_{stage}")
+        fields = rendered(sensor)
+        assert (fields["job_flow_id"], fields["step_id"]) == (cluster.id, step.id)
+        assert fields["region_name"] == REGION
+        assert reschedules(sensor) >= 1  # it found the step running, and came back
+
+
+def test_the_cluster_is_terminated_at_the_end(emr, cluster):
+    state = emr.describe_cluster(ClusterId=cluster.id)["Cluster"]["Status"]["State"]
+    assert state == "TERMINATED"

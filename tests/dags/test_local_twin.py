@@ -1,0 +1,101 @@
+"""The local twin end to end: ``dag.test()`` runs the real stages through a local spark-submit.
+
+Two pipelines (a minute or two each on two cores), on 3 classes × 3 images × 2 splits of the
+real sample: 2024-01-01 with the default params, then 2024-01-02 as a manual run with ``k=3``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from dag_harness import parse_dag, states
+from fruits.stages import STAGES
+from samples import copy_subset
+
+pytestmark = pytest.mark.slow
+
+DAY_1, DAY_2 = "2024-01-01", "2024-01-02"
+CLASSES = ["Apple Braeburn", "Banana", "Kiwi"]
+PER_CLASS = 3
+STAGE_NAMES = [stage.name for stage in STAGES]
+
+
+def report(output: Path, ds: str, stage: str) -> dict[str, Any]:
+    return json.loads((output / "reports" / f"ds={ds}" / f"{stage}.json").read_text())
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``folder``: relative path → (bytes, mtime)."""
+    return {
+        str(file.relative_to(folder)): (file.read_bytes(), file.stat().st_mtime_ns)
+        for file in sorted(folder.rglob("*"))
+        if file.is_file()
+    }
+
+
+@dataclass(frozen=True)
+class Runs:
+    output: Path
+    states: list[dict[str, str | None]]  # task → state, per run, read right after it
+    manual: Any  # the second run (DagRun)
+    day_1_before: dict[str, tuple[bytes, int]]  # 2024-01-01's reports before the second run
+    day_1_after: dict[str, tuple[bytes, int]]
+
+
+@pytest.fixture(scope="module")
+def runs(module_monkeypatch, sample_dir, weights_path, tmp_path_factory) -> Runs:
+    root = tmp_path_factory.mktemp("local-twin")
+    images = copy_subset(sample_dir, root / "images", CLASSES, per_class=PER_CLASS)
+    output = root / "output"
+    dag = parse_dag(
+        module_monkeypatch,
+        FRUITS_EXECUTION="local",
+        FRUITS_INPUT=str(images),
+        FRUITS_OUTPUT=str(output),
+        FRUITS_WEIGHTS=str(weights_path),
+    )
+    scheduled = dag.test(logical_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    first = states(scheduled)
+    day_1_reports = output / "reports" / f"ds={DAY_1}"
+    before = snapshot(day_1_reports)
+    manual = dag.test(logical_date=dt.datetime(2024, 1, 2, tzinfo=dt.UTC), run_conf={"k": 3})
+    return Runs(output, [first, states(manual)], manual, before, snapshot(day_1_reports))
+
+
+def test_each_run_goes_through_every_stage(runs):
+    every_task = dict.fromkeys(["validate_params", *STAGE_NAMES], "success")
+    assert runs.states == [every_task, every_task]
+
+
+def test_a_run_writes_its_outputs_under_its_logical_date(runs):
+    for ds in (DAY_1, DAY_2):
+        for folder in (f"images/ds={ds}", f"features/ds={ds}", f"pca/ds={ds}/vectors"):
+            assert list((runs.output / folder).glob("*.parquet")), folder
+        for stage in STAGE_NAMES:
+            assert report(runs.output, ds, stage)["stage"] == stage
+    images = len(CLASSES) * PER_CLASS * 2  # Training and Test
+    assert report(runs.output, DAY_1, "load")["files_seen"] == images
+    assert pq.read_table(runs.output / "features" / f"ds={DAY_1}").num_rows == images
+
+
+def test_two_logical_dates_give_two_partitions(runs):
+    for dataset in ("images", "features", "pca", "reports"):
+        partitions = sorted(p.name for p in (runs.output / dataset).iterdir() if p.is_dir())
+        assert partitions == [f"ds={DAY_1}", f"ds={DAY_2}"], dataset
+
+
+def test_a_manual_runs_params_change_the_result(runs):
+    scheduled, manual = report(runs.output, DAY_1, "pca"), report(runs.output, DAY_2, "pca")
+    assert scheduled["k_selection"] == "variance"
+    assert (manual["k"], manual["k_selection"]) == (3, "given")
+    assert runs.manual.get_task_instance("pca").xcom_pull(task_ids="pca")["k"] == 3
+
+
+def test_a_run_leaves_other_dates_untouched(runs):
+    assert runs.day_1_after == runs.day_1_before

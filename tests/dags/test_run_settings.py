@@ -1,0 +1,126 @@
+"""What a run is made of before any task touches data: execution mode, Variables, params."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fruits_airflow.deployment import LocalSettings, MissingSetting, aws_settings, local_settings
+from fruits_airflow.execution import Mode, execution, resolve_mode
+from fruits_airflow.run_params import InvalidRun, validate_emr, validate_local
+
+NO_VARIABLE = {}.get
+
+
+def no_connection(conn_id: str) -> bool:
+    return False
+
+
+def a_connection(conn_id: str) -> bool:
+    return conn_id == "aws_default"
+
+
+@pytest.mark.parametrize(
+    ("env", "variables", "connection", "mode"),
+    [
+        ({}, {}, no_connection, Mode.LOCAL),
+        ({}, {}, a_connection, Mode.EMR),
+        ({}, {"fruits_execution": "local"}, a_connection, Mode.LOCAL),
+        ({"FRUITS_EXECUTION": "EMR"}, {"fruits_execution": "local"}, no_connection, Mode.EMR),
+    ],
+    ids=["default-local", "aws-connection", "variable-wins", "env-wins"],
+)
+def test_execution_mode_env_then_variable_then_aws_connection(env, variables, connection, mode):
+    assert resolve_mode(env, variables.get, connection) is mode
+
+
+def test_parse_time_knobs():
+    knobs = execution({"FRUITS_EXECUTION": "local", "FRUITS_DEFERRABLE": "false"})
+    assert (knobs.mode, knobs.deferrable, knobs.poke_interval_s) == (Mode.LOCAL, False, 60.0)
+    with pytest.raises(ValueError, match="FRUITS_DEFERRABLE must be true or false"):
+        execution({"FRUITS_EXECUTION": "local", "FRUITS_DEFERRABLE": "maybe"})
+
+
+def test_aws_settings_need_a_bucket_and_default_the_rest():
+    with pytest.raises(MissingSetting, match="set the Airflow Variable fruits_bucket"):
+        aws_settings(NO_VARIABLE)
+    settings = aws_settings({"fruits_bucket": "fruits-prod"}.get)
+    assert settings.region == "eu-west-3"
+    assert settings.input == "s3://fruits-prod/input"
+    assert settings.output_root == "s3://fruits-prod/output"
+    assert settings.log_uri == "s3://fruits-prod/logs/emr/"
+    assert settings.security_configuration == "fruits-encryption-at-rest"
+    assert (settings.idle_timeout_s, settings.subnet_id) == (3600, None)
+
+
+def test_aws_settings_refuse_a_bad_idle_timeout():
+    variables = {"fruits_bucket": "fruits-prod", "fruits_emr_idle_timeout_s": "1h"}
+    with pytest.raises(MissingSetting, match="fruits_emr_idle_timeout_s must be a number"):
+        aws_settings(variables.get)
+
+
+def test_local_defaults_come_from_fruits_env_vars():
+    env = {"FRUITS_INPUT": "/in", "FRUITS_OUTPUT": "/out", "FRUITS_WEIGHTS": "/w.h5"}
+    assert local_settings(env) == LocalSettings("/in", "/out", "/w.h5")
+    defaults = local_settings({})
+    assert defaults.weights == "imagenet"
+    assert Path(defaults.output_root).name == "output"
+
+
+@pytest.fixture
+def local(tmp_path: Path):
+    (tmp_path / "images").mkdir()
+    return local_settings({"FRUITS_INPUT": str(tmp_path / "images"), "FRUITS_OUTPUT": "out"})
+
+
+def test_a_local_run_reads_the_default_folder_and_resolves_paths(local):
+    request = validate_local({"k": None, "variance": 0.9}, local)
+    assert request.input == local.input
+    assert request.output_root == str(Path("out").resolve())
+    assert (request.weights, request.k, request.variance) == ("imagenet", None, 0.9)
+    assert request.paths("2024-01-01").features.endswith("out/features/ds=2024-01-01")
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"input": "/no/such/folder"}, "input folder /no/such/folder not found"),
+        ({"input": "s3://fruits-prod/images"}, "a local run reads a local folder, not S3"),
+        ({"weights": "/no/such.weights.h5"}, "neither 'imagenet' nor an existing file"),
+        ({"weights": "s3://fruits-prod/w.h5"}, "a local run reads a local file, not S3"),
+    ],
+)
+def test_a_local_run_refuses_what_it_cannot_read(local, params, error):
+    with pytest.raises(InvalidRun, match=error):
+        validate_local(params, local)
+
+
+@pytest.fixture
+def aws():
+    return aws_settings({"fruits_bucket": "fruits-prod"}.get)
+
+
+def test_an_emr_run_reads_s3_and_takes_the_cluster_params(aws, weights_path):
+    params = {"core_instance_count": 4, "core_spot": True, "weights": str(weights_path), "k": 5}
+    request = validate_emr(params, aws)
+    assert request.input == "s3://fruits-prod/input"
+    assert request.output_root == "s3://fruits-prod/output"
+    assert request.weights == str(weights_path.resolve())  # uploaded by prepare
+    assert (request.core_instance_count, request.core_spot, request.k) == (4, True, 5)
+    assert request.s3_buckets() == {"fruits-prod"}
+    other = validate_emr({"input": "s3://other-bucket/x/", "weights": "s3://w-bucket/m.h5"}, aws)
+    assert other.input == "s3://other-bucket/x"
+    assert other.s3_buckets() == {"fruits-prod", "other-bucket", "w-bucket"}
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"input": "/local/folder"}, "an EMR run reads S3"),
+        ({"input": "s3://Bad_Bucket/x"}, "not an S3 URI"),
+        ({"weights": "/no/such.weights.h5"}, "neither 'imagenet' nor an existing file"),
+    ],
+)
+def test_an_emr_run_refuses_what_the_cluster_cannot_read(aws, params, error):
+    with pytest.raises(InvalidRun, match=error):
+        validate_emr(params, aws)
