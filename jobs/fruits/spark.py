@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyspark import SparkConf
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from fruits.config import SPARK_CONF
@@ -17,6 +17,9 @@ def get_spark(app_name: str) -> SparkSession:
     Without a master (plain ``python jobs/load.py``) it runs on an embedded ``local[*]`` Spark,
     whose Python workers use this interpreter unless ``PYSPARK_PYTHON`` says otherwise.
     """
+    # Attach to (or start) the JVM first: only a JVM-backed SparkConf sees what spark-submit set
+    # (--master, --conf, spark-defaults.conf); a bare one would silently override them.
+    SparkContext._ensure_initialized()
     conf = SparkConf()
     for key, value in SPARK_CONF.items():
         conf.setIfMissing(key, value)
