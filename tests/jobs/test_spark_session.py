@@ -31,7 +31,7 @@ def test_spark_submit_settings_win_over_project_defaults(tmp_path):
             "--conf",
             f"spark.pyspark.python={sys.executable}",
             str(script),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=300,
