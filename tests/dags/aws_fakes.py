@@ -2,7 +2,7 @@
 
 Operators, sensors and hooks stay the provider's own; only AWS behind boto3 is moto. moto
 leaves steps PENDING/RUNNING forever, so :func:`steps_finish` plays EMR's part: it moves each
-step to COMPLETED (or FAILED for one chosen stage) once a sensor has seen it running.
+step to COMPLETED (or FAILED for one chosen stage) once a sensor has seen it unfinished.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest import mock
 
 import boto3
 import pytest
@@ -22,6 +23,7 @@ REGION = "eu-west-3"
 BUCKET = "fruits-test-eu"
 INPUT_BUCKET = "fruits-test-images"
 SECURITY_CONFIGURATION = "fruits-encryption-at-rest"
+UNFINISHED = ("PENDING", "RUNNING")
 
 
 @contextmanager
@@ -67,31 +69,39 @@ def create_security_configuration(region: str = REGION) -> None:
 
 
 @contextmanager
-def steps_finish(fail_stage: str | None = None, running_for_s: float = 0.5) -> Iterator[None]:
-    """While inside, every step finishes after ``running_for_s``: FAILED for ``fail_stage``
-    (steps are named ``fruits <stage> ds=…``), COMPLETED otherwise."""
+def steps_finish(fail_stage: str | None = None, fallback_s: float = 30.0) -> Iterator[None]:
+    """While inside, every step finishes once a ``DescribeStep`` has seen it unfinished (what
+    an ``EmrStepSensor`` does), or after ``fallback_s`` if nobody looks: FAILED for
+    ``fail_stage`` (steps are named ``fruits <stage> ds=…``), COMPLETED otherwise."""
     stop = threading.Event()
+    seen_unfinished: set[str] = set()
     first_seen: dict[str, float] = {}
+    describe_step = ElasticMapReduceBackend.describe_step
+
+    def watched_describe_step(backend, cluster_id: str, step_id: str):
+        step = describe_step(backend, cluster_id, step_id)
+        if step is not None and step.state in UNFINISHED:
+            seen_unfinished.add(step.id)
+        return step
 
     def drive() -> None:
         while not stop.wait(0.05):
-            for region_backend in emr_backends[DEFAULT_ACCOUNT_ID].values():
-                for cluster in list(region_backend.clusters.values()):
-                    for step in list(cluster.steps):
-                        if step.state not in ("PENDING", "RUNNING"):
-                            continue
-                        seen = first_seen.setdefault(step.id, time.monotonic())
-                        if time.monotonic() - seen < running_for_s:
-                            continue
+            for cluster in list(emr_backend().clusters.values()):
+                for step in list(cluster.steps):
+                    if step.state not in UNFINISHED:
+                        continue
+                    waited = time.monotonic() - first_seen.setdefault(step.id, time.monotonic())
+                    if step.id in seen_unfinished or waited > fallback_s:
                         failed = fail_stage is not None and step.name.startswith(
                             f"fruits {fail_stage} "
                         )
                         step.state = "FAILED" if failed else "COMPLETED"
 
     driver = threading.Thread(target=drive, name="emr-step-driver", daemon=True)
-    driver.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        driver.join()
+    with mock.patch.object(ElasticMapReduceBackend, "describe_step", watched_describe_step):
+        driver.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            driver.join()
