@@ -42,7 +42,7 @@ from fruits_airflow import (
     run_params,
 )
 from fruits_airflow.deployment import AWS_CONN_ID, AwsSettings
-from fruits_airflow.execution import Execution, Mode, execution
+from fruits_airflow.execution import Mode, execution
 from fruits_airflow.run_params import RunRequest
 
 EXECUTION = execution()
@@ -57,7 +57,7 @@ APPROVED_REGION = "{{ ti.xcom_pull(task_ids='check_region') }}"
 
 @task(task_id="validate_params")
 def validate_emr_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Params and deployment Variables → the run request. Reads nothing, creates nothing."""
+    """Params and deployment Variables → the run request. No AWS call, nothing created."""
     settings = deployment.aws_settings()
     request = run_params.validate_emr(params or {}, settings)
     return {"aws": asdict(settings), "request": asdict(request)}
@@ -97,8 +97,8 @@ def prepare(
     }
 
 
-def emr_pipeline(execution: Execution) -> None:
-    poke = execution.poke_interval_s
+def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
+    poke = poke_interval_s
     aws = {"aws_conn_id": AWS_CONN_ID, "region_name": APPROVED_REGION}
 
     run = validate_emr_params()
@@ -110,7 +110,7 @@ def emr_pipeline(execution: Execution) -> None:
         wait_policy=WaitPolicy.WAIT_FOR_COMPLETION,  # cluster up (bootstrap done) or failed
         waiter_delay=max(1, round(poke)),
         waiter_max_attempts=math.ceil(CLUSTER_START_TIMEOUT.total_seconds() / max(1, poke)),
-        deferrable=execution.deferrable,
+        deferrable=deferrable,
         **aws,
     )
     chain(run, check_region(run), plan, create_cluster)
@@ -130,8 +130,8 @@ def emr_pipeline(execution: Execution) -> None:
             poke_interval=poke,
             timeout=STEP_TIMEOUT.total_seconds(),
             max_attempts=math.ceil(STEP_TIMEOUT.total_seconds() / max(1, poke)),
-            deferrable=execution.deferrable,
-            mode="poke" if execution.deferrable else "reschedule",
+            deferrable=deferrable,
+            mode="poke" if deferrable else "reschedule",
             **aws,
         )
         chain(previous, submit, wait)
@@ -141,7 +141,7 @@ def emr_pipeline(execution: Execution) -> None:
         task_id="terminate_cluster",
         job_flow_id=create_cluster.output,
         waiter_delay=max(1, round(poke)),
-        deferrable=execution.deferrable,
+        deferrable=deferrable,
         **aws,
     )
     previous >> terminate_cluster.as_teardown(setups=create_cluster)
@@ -183,6 +183,6 @@ with DAG(
     tags=["fruits", EXECUTION.mode.value],
 ) as dag:
     if EXECUTION.mode is Mode.EMR:
-        emr_pipeline(EXECUTION)
+        emr_pipeline(EXECUTION.deferrable, EXECUTION.poke_interval_s)
     else:
         local_pipeline()

@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from fruits.config import DEFAULT_WEIGHTS
 from fruits.local import DEFAULT_INPUT, REPO_ROOT
 
-from fruits_airflow.uris import s3_uri
+from fruits_airflow.uris import s3_uri, split_s3
 
 AWS_CONN_ID = "aws_default"
 DEFAULT_REGION = "eu-west-3"
@@ -78,6 +78,12 @@ def aws_settings(get: Callable[[str], str | None] | None = None) -> AwsSettings:
             if default is None:
                 raise MissingSetting(f"set the Airflow Variable {name} (see docs/aws.md)")
             raw[field] = default.format(**raw)
+    try:
+        split_s3(f"s3://{raw['bucket']}")
+    except ValueError:
+        raise MissingSetting(
+            f"{AWS_VARIABLES['bucket'][0]} must be a bucket name (no s3://), got {raw['bucket']!r}"
+        ) from None
     try:
         idle_timeout = int(raw["idle_timeout_s"])
     except ValueError:

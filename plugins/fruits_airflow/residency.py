@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from airflow.sdk.exceptions import AirflowFailException
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -36,9 +37,19 @@ def require_eu(region: str, what: str) -> str:
     return region
 
 
+class UnknownBucket(AirflowFailException):
+    """A bucket whose region cannot be read: missing, or not readable by ``aws_default``."""
+
+
 def bucket_region(s3: S3Hook, bucket: str) -> str:
     """The region a bucket lives in (HeadBucket, as AWS recommends)."""
-    return s3.conn.head_bucket(Bucket=bucket)["BucketRegion"]
+    try:
+        return s3.conn.head_bucket(Bucket=bucket)["BucketRegion"]
+    except ClientError as error:
+        raise UnknownBucket(
+            f"bucket {bucket!r}: cannot read its region ({error}); it must exist and the "
+            "aws_default identity needs s3:ListBucket on it"
+        ) from error
 
 
 def check_residency(region: str, buckets: Iterable[str], s3: S3Hook) -> str:

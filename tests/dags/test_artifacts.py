@@ -15,7 +15,13 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from aws_fakes import BUCKET, REGION, create_bucket, fake_aws
 from fruits_airflow import artifacts
 from fruits_airflow.emr_cluster import EMR_PYTHON
-from fruits_airflow.residency import EU_REGIONS, OutsideEu, check_residency, require_eu
+from fruits_airflow.residency import (
+    EU_REGIONS,
+    OutsideEu,
+    UnknownBucket,
+    check_residency,
+    require_eu,
+)
 
 ROOT = f"s3://{BUCKET}/artifacts"
 
@@ -111,3 +117,5 @@ def test_the_guard_looks_up_where_each_bucket_really_is(s3):
     assert check_residency(REGION, {BUCKET, "fruits-test-frankfurt"}, s3) == REGION
     with pytest.raises(OutsideEu, match="bucket 'fruits-test-virginia' is in 'us-east-1'"):
         check_residency(REGION, {BUCKET, "fruits-test-virginia"}, s3)
+    with pytest.raises(UnknownBucket, match="bucket 'fruits-test-nowhere': cannot read its region"):
+        check_residency(REGION, {"fruits-test-nowhere"}, s3)

@@ -53,9 +53,18 @@ def test_aws_settings_need_a_bucket_and_default_the_rest():
     assert (settings.idle_timeout_s, settings.subnet_id) == (3600, None)
 
 
-def test_aws_settings_refuse_a_bad_idle_timeout():
-    variables = {"fruits_bucket": "fruits-prod", "fruits_emr_idle_timeout_s": "1h"}
-    with pytest.raises(MissingSetting, match="fruits_emr_idle_timeout_s must be a number"):
+@pytest.mark.parametrize(
+    ("variables", "error"),
+    [
+        ({"fruits_bucket": "s3://fruits-prod"}, "fruits_bucket must be a bucket name"),
+        (
+            {"fruits_bucket": "fruits-prod", "fruits_emr_idle_timeout_s": "1h"},
+            "fruits_emr_idle_timeout_s must be a number",
+        ),
+    ],
+)
+def test_aws_settings_refuse_bad_values(variables, error):
+    with pytest.raises(MissingSetting, match=error):
         aws_settings(variables.get)
 
 
