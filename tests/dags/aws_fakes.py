@@ -40,6 +40,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "AIRFLOW_VAR_FRUITS_INPUT": f"s3://{INPUT_BUCKET}/fruits-360",
     }.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
         create_bucket(BUCKET, REGION)
         create_bucket(INPUT_BUCKET, REGION)

@@ -74,6 +74,14 @@ def test_one_cluster_in_eu_west_3_with_the_pinned_release_spark_logs_and_encrypt
     assert described["ServiceRole"] == "EMR_DefaultRole"
 
 
+def test_the_cluster_ends_itself_when_idle_and_waits_between_steps(emr_run):
+    """What moto does not model, read from the request the operator rendered and sent."""
+    request = rendered(emr_run.get_task_instance("create_cluster"))["job_flow_overrides"]
+    assert request["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
+    assert request["Instances"]["KeepJobFlowAliveWhenNoSteps"] is True
+    assert request["Instances"]["TerminationProtected"] is False
+
+
 def test_the_cluster_is_tagged_with_the_project_run_and_date(emr, emr_run, cluster):
     tags = emr.describe_cluster(ClusterId=cluster.id)["Cluster"]["Tags"]
     assert {tag["Key"]: tag["Value"] for tag in tags} == {
