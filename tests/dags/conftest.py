@@ -20,6 +20,9 @@ DAGS_FOLDER = REPO_ROOT / "dags"
 PLUGINS_FOLDER = REPO_ROOT / "plugins"
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="fruits-airflow-home-"))
 
+if "airflow" in sys.modules:  # its settings would already point at the developer's Airflow
+    raise RuntimeError("tests/dags/conftest.py must be imported before anything imports Airflow")
+
 os.environ.update(
     {
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
