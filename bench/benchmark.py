@@ -73,8 +73,9 @@ def replicate_sample(target: Path, images: int) -> Path:
 
 
 def spark_session(cores: int = CORES, driver_memory: str = "6g"):
-    from fruits.config import SPARK_CONF
     from pyspark.sql import SparkSession
+
+    from fruits.config import SPARK_CONF
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
@@ -250,9 +251,10 @@ def bench_broadcast(repeats: int) -> None:
 
 
 def bench_pca(sizes: list[int]) -> None:
-    from fruits import pca
     from pyspark.ml.functions import array_to_vector
     from pyspark.sql import functions as F
+
+    from fruits import pca
 
     spark = spark_session(driver_memory="10g")
     features = _real_features(spark)

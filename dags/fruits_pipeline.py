@@ -31,6 +31,7 @@ from airflow.providers.amazon.aws.operators.emr import (
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.providers.amazon.aws.utils.waiter import WaitPolicy
 from airflow.sdk import DAG, chain, task
+
 from fruits.stages import STAGES
 from fruits_airflow import (
     artifacts,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from samples import SMALL_CLASSES, copy_subset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +52,9 @@ def small_sample(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def spark() -> Iterator:
     """A real embedded Spark with the project's defaults, two cores as in CI."""
-    from fruits.config import SPARK_CONF
     from pyspark.sql import SparkSession
+
+    from fruits.config import SPARK_CONF
 
     builder = SparkSession.builder.master("local[2]").appName("fruits-tests")
     for key, value in {**SPARK_CONF, "spark.sql.shuffle.partitions": "4"}.items():

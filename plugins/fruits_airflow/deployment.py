@@ -11,9 +11,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from airflow.sdk.exceptions import AirflowFailException
+
 from fruits.config import DEFAULT_WEIGHTS
 from fruits.local import DEFAULT_INPUT, REPO_ROOT
-
 from fruits_airflow.uris import s3_uri, split_s3
 
 AWS_CONN_ID = "aws_default"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, requires
 from typing import Any
 
-from fruits.config import EMR_RELEASE_LABEL, SPARK_CONF
 from packaging.requirements import Requirement
 
+from fruits.config import EMR_RELEASE_LABEL, SPARK_CONF
 from fruits_airflow.deployment import AwsSettings
 from fruits_airflow.run_params import RunRequest
 

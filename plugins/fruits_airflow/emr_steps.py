@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from fruits.stages import PipelineOptions, RunPaths, Stage
-
 from fruits_airflow.artifacts import JobCode
 
 # The DAG waits on each step and terminates the cluster itself (teardown), so a failed step

@@ -10,7 +10,6 @@ from typing import Any
 
 from fruits.local import run_stage
 from fruits.stages import STAGES, Stage
-
 from fruits_airflow.run_params import RunRequest
 
 STAGE_BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}

@@ -14,9 +14,9 @@ from typing import Any
 
 from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
+
 from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS, FEATURE_DIM
 from fruits.stages import PipelineOptions, RunPaths
-
 from fruits_airflow.deployment import AwsSettings, LocalSettings
 from fruits_airflow.execution import Mode
 from fruits_airflow.uris import is_s3, split_s3

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import fruits
 import pytest
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from aws_fakes import BUCKET, REGION, create_bucket, fake_aws
+
+import fruits
 from fruits_airflow import artifacts
 from fruits_airflow.emr_cluster import EMR_PYTHON
 from fruits_airflow.residency import (

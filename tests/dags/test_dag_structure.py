@@ -16,6 +16,7 @@ from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.sdk import TriggerRule
 from airflow.sdk.exceptions import ParamValidationError
 from dag_harness import DAG_ID, dag_bag, parse_dag
+
 from fruits.stages import STAGES
 
 STAGE_NAMES = [stage.name for stage in STAGES]

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from aws_fakes import BUCKET, REGION, create_bucket, emr_backend, fake_aws, steps_finish
 from dag_harness import parse_dag, states
+
 from fruits.stages import STAGES
 
 LOGICAL_DATE = dt.datetime(2024, 3, 5, tzinfo=dt.UTC)

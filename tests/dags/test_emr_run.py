@@ -12,6 +12,7 @@ import boto3
 import pytest
 from aws_fakes import BUCKET, INPUT_BUCKET, REGION, emr_backend, fake_aws, steps_finish
 from dag_harness import parse_dag, rendered, reschedules, states
+
 from fruits.stages import STAGES
 
 LOGICAL_DATE = dt.datetime(2024, 3, 5, tzinfo=dt.UTC)

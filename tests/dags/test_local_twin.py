@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from dag_harness import parse_dag, states
+
 from fruits.stages import STAGES
 from samples import copy_subset
 

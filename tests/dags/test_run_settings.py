@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from fruits_airflow.deployment import LocalSettings, MissingSetting, aws_settings, local_settings
 from fruits_airflow.execution import Mode, execution, resolve_mode
 from fruits_airflow.run_params import InvalidRun, validate_emr, validate_local

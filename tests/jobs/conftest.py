@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fruits import featurize, load, pca
 from fruits.stages import RunPaths
 from samples import SMALL_CLASSES, copy_subset, write_bad_inputs

@@ -11,6 +11,7 @@ import time
 
 import psutil
 import pytest
+
 from fruits import load
 from fruits.local import JOBS_DIR, REPO_ROOT, spark_submit
 from fruits.stages import RunPaths

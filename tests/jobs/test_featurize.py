@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fruits import featurize
 from fruits.errors import InputError
 from fruits.model import WeightsUnavailable, load_network

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from fruits import load
 from fruits.errors import InputError
 from samples import SMALL_CLASSES

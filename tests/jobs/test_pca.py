@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fruits import pca
-from fruits.errors import InputError
 from pyspark.ml.feature import PCAModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
+
+from fruits import pca
+from fruits.errors import InputError
 
 
 def test_k_is_the_smallest_meeting_the_variance_target(stages_run):

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
+
 from fruits import featurize, load, pca
 from fruits.errors import InputError
 from fruits.reporting import write_parquet
 from fruits.stages import RunPaths
-from pyspark.sql import functions as F
 from samples import copy_subset
 
 
