@@ -43,3 +43,22 @@ SPARK_CONF = {
     "spark.python.worker.reuse": "true",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
 }
+
+# Classifier (train stage): fitted on TRAIN_SPLIT, evaluated on EVAL_SPLIT.
+TRAIN_SPLIT = "Training"
+EVAL_SPLIT = "Test"
+# "lr" (multinomial logistic regression) or "mlp"; k PCA components after standard scaling.
+CLASSIFIER = "lr"
+CLASSIFIER_K = 256
+CLASSIFIER_SCALE = True
+CLASSIFIER_REG_PARAM = 0.001
+CLASSIFIER_MAX_ITER = 200
+CLASSIFIER_HIDDEN = (256,)
+CLASSIFIER_SEED = 42
+# Prediction: below this top-1 probability the answer is "unknown".
+PREDICT_THRESHOLD = 0.5
+# Below this cosine similarity to the nearest training image (MobileNetV2 features) a photo is
+# "unknown", however confident the classifier; the train stage keeps up to REFERENCE_PER_CLASS
+# training images per class as the reference set.
+MIN_SIMILARITY = 0.7
+REFERENCE_PER_CLASS = 100

@@ -1,0 +1,134 @@
+"""Predicting one photo with the trained model: real weights, real images, no Spark."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fruits
+from fruits.images import ImageRejected
+from fruits.predict import UNKNOWN, Predictor
+
+KNOWN = ["Apple Braeburn", "Banana", "Kiwi", "Strawberry", "Pineapple", "Walnut"]
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array.astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _test_image(sample_dir: Path, label: str) -> Path:
+    return sorted((sample_dir / "Test" / label).glob("*.jpg"))[0]
+
+
+@pytest.fixture(scope="module")
+def odd_images(tmp_path_factory) -> dict[str, Path]:
+    rng = np.random.default_rng(7)
+    files = {
+        "noise.png": _png(rng.integers(0, 256, (100, 100, 3))),
+        "white.png": _png(np.full((100, 100, 3), 255)),
+        "red.png": _png(np.tile(np.array([200, 30, 30]), (100, 100, 1))),
+    }
+    folder = tmp_path_factory.mktemp("odd")
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return {name: folder / name for name in files}
+
+
+@pytest.mark.parametrize("label", KNOWN)
+def test_a_known_test_image_gets_its_class_and_the_fruit_facts(predictor, sample_dir, label):
+    prediction = predictor.predict(_test_image(sample_dir, label))
+    assert prediction.label == label
+    assert prediction.reason is None
+    assert prediction.info is not None and prediction.info.label == label
+    assert len(prediction.top) == 3 and prediction.top[0] == (label, prediction.probability)
+    probabilities = [p for _, p in prediction.top]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-9
+    assert prediction.probability >= predictor.threshold
+    assert prediction.similarity > predictor.min_similarity
+
+
+def test_bytes_path_and_string_give_the_same_answer(predictor, sample_dir):
+    path = _test_image(sample_dir, "Kiwi")
+    answers = [predictor.predict(x) for x in (path, str(path), path.read_bytes())]
+    assert answers[0] == answers[1] == answers[2]
+
+
+@pytest.mark.parametrize("name", ["noise.png", "white.png", "red.png"])
+def test_non_fruit_images_are_unknown(predictor, odd_images, name):
+    prediction = predictor.predict(odd_images[name])
+    assert prediction.label == UNKNOWN
+    assert prediction.info is None
+    assert "unlike every training image" in prediction.reason
+    assert len(prediction.top) == 3  # the candidates are still shown
+
+
+def test_a_high_threshold_turns_answers_into_unknown(trained, weights_path, sample_dir):
+    strict = Predictor(str(trained.output / "model"), str(weights_path), threshold=1.01)
+    prediction = strict.predict(_test_image(sample_dir, "Banana"))
+    assert prediction.label == UNKNOWN
+    assert prediction.reason.startswith("low confidence")
+    assert prediction.top[0][0] == "Banana"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty file"),
+        (b"this is a text file, not a photo\n", "not a decodable image"),
+        ("truncated", "corrupt image data"),
+    ],
+)
+def test_corrupt_files_are_rejected_with_a_clear_message(predictor, sample_dir, data, message):
+    if data == "truncated":
+        real = _test_image(sample_dir, "Banana").read_bytes()
+        data = real[: len(real) // 2]
+    with pytest.raises(ImageRejected, match=message):
+        predictor.predict(data)
+
+
+def test_a_fresh_process_gives_the_same_predictions(
+    predictor, trained, weights_path, sample_dir, odd_images, tmp_path
+):
+    """The saved model, reloaded by the command line in a new interpreter."""
+    images = [_test_image(sample_dir, label) for label in KNOWN] + [odd_images["noise.png"]]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 broken")
+    command = [
+        sys.executable, "-m", "fruits.predict",
+        *map(str, images), str(broken),
+        "--model", str(trained.output),
+        "--weights", str(weights_path),
+        "--json",
+    ]  # fmt: skip
+    jobs = str(Path(fruits.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([jobs, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2, done.stderr[-2000:]  # answered all, but one file was broken
+    assert f"{broken}: not a decodable image" in done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [a["image"] for a in answers] == [str(p) for p in images]
+    for image, answer in zip(images, answers, strict=True):
+        expected = predictor.predict(image).as_dict()
+        assert answer["label"] == expected["label"]
+        assert [t["label"] for t in answer["top"]] == [t["label"] for t in expected["top"]]
+        for got, want in zip(answer["top"], expected["top"], strict=True):
+            assert got["probability"] == pytest.approx(want["probability"], abs=1e-4)
+    assert [a["label"] for a in answers] == [*KNOWN, UNKNOWN]
+    assert answers[0]["info"]["species"] == "Malus domestica 'Braeburn'"
+
+
+def test_the_command_line_explains_a_missing_model(tmp_path, capsys):
+    from fruits.predict import main
+
+    assert main(["x.jpg", "--model", str(tmp_path), "--weights", "imagenet"]) == 2
+    assert "no saved model at" in capsys.readouterr().err

@@ -1,0 +1,150 @@
+"""Train stage: a real Spark ML pipeline trained on the whole sample's MobileNetV2 features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyspark.ml import PipelineModel
+from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.sql import functions as F
+
+from fruits import train
+from fruits.classifier import ClassifierConfig
+from fruits.errors import InputError
+from fruits.saved_pipeline import NumpyPipeline
+from fruits.stages import STAGES, RunPaths
+
+SMALL = ["Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
+
+
+def test_test_split_accuracy_and_macro_f1_are_reported_and_high(trained):
+    test = trained.report["test"]
+    assert trained.report["n_train"] == 81 * 30 and trained.report["n_test"] == 81 * 10
+    assert trained.report["classes"] == 81
+    assert test["accuracy"] > 0.95
+    assert test["macro_f1"] > 0.95
+    assert trained.summary["test"]["accuracy"] == test["accuracy"]
+    assert trained.report["stages"] == [
+        "StringIndexerModel",
+        "StandardScalerModel",
+        "PCAModel",
+        "LogisticRegressionModel",
+        "IndexToString",
+    ]
+
+
+def test_report_has_per_class_figures_and_the_confusion_matrix(trained):
+    test = trained.report["test"]
+    assert set(test["per_class"]) == set(trained.labels)
+    assert all(c["support"] == 10 for c in test["per_class"].values())
+    assert all(0.0 <= c["precision"] <= 1.0 for c in test["per_class"].values())
+    matrix = np.array(test["confusion_matrix"])
+    assert matrix.shape == (81, 81) and matrix.sum() == 810
+    assert np.trace(matrix) / 810 == pytest.approx(test["accuracy"])
+    assert sum(c["count"] for c in test["confusions"]) == 810 - np.trace(matrix)
+    png = (trained.output / "confusion_matrix.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in trained.output.parent.iterdir() if p.name.startswith("_staging")]
+
+
+def test_saved_pipeline_reloads_in_spark_and_numpy_gives_the_same_probabilities(trained, spark):
+    model = PipelineModel.load(str(trained.output / "model"))
+    test = (
+        spark.read.parquet(trained.features)
+        .filter("split = 'Test'")
+        .withColumn("vector", array_to_vector("features"))
+    )
+    rows = (
+        model.transform(test.drop("label"))  # no label column: prediction time
+        .select("features", "predicted_label", vector_to_array("probability").alias("p"))
+        .collect()
+    )
+    numpy_model = NumpyPipeline.load(str(trained.output / "model"))
+    probabilities = numpy_model.predict_proba(np.array([r.features for r in rows]))
+    np.testing.assert_allclose(probabilities, np.array([r.p for r in rows]), atol=1e-9)
+    predicted = [numpy_model.labels[i] for i in probabilities.argmax(axis=1)]
+    assert predicted == [r.predicted_label for r in rows]
+
+
+def test_reference_set_and_novelty_calibration(trained, spark):
+    reference = spark.read.parquet(str(trained.output / "reference"))
+    assert reference.count() == trained.report["novelty"]["reference_images"] == 2430
+    novelty = trained.report["novelty"]
+    assert novelty["test_similarity"]["p0"] > novelty["min_similarity"]
+    assert novelty["test_below_min_similarity"] == 0
+
+
+@pytest.fixture(scope="module")
+def small_features(trained, spark, tmp_path_factory) -> str:
+    """5 classes of the real features, plus a Test image of a class never trained on and a
+    Test copy of a Training image."""
+    features = spark.read.parquet(trained.features)
+    subset = features.filter(F.col("label").isin(SMALL))
+    training_copy = subset.filter("split = 'Training'").limit(1).withColumn("split", F.lit("Test"))
+    unseen = features.filter("label = 'Walnut' AND split = 'Test'").limit(1)
+    target = str(tmp_path_factory.mktemp("small") / "features")
+    subset.unionByName(training_copy).unionByName(unseen).write.parquet(target)
+    return target
+
+
+def test_small_run_counts_skipped_test_images_and_caps_k(small_features, spark, tmp_path):
+    report = train.run(spark, small_features, str(tmp_path / "out"), ClassifierConfig(k=500))
+    assert report["classes"] == 5 and report["n_train"] == 150
+    assert report["k_requested"] == 500 and report["config"]["k"] == 149
+    assert report["test_skipped_unseen_label"] == 1
+    assert report["test_skipped_also_in_training"] == 1
+    assert report["n_test"] == 50
+    assert report["test"]["accuracy"] > 0.9
+
+
+def test_rerun_replaces_the_output_and_the_mlp_alternative_matches_numpy(
+    small_features, spark, tmp_path
+):
+    target = tmp_path / "out"
+    train.run(spark, small_features, str(target), ClassifierConfig(k=8))
+    mlp = ClassifierConfig(classifier="mlp", k=16, hidden=(12,), max_iter=100)
+    report = train.run(spark, small_features, str(target), mlp)
+    assert json.loads((target / "report.json").read_text())["config"]["classifier"] == "mlp"
+    assert report["stages"][-2] == "MultilayerPerceptronClassificationModel"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("_staging")]
+
+    model = PipelineModel.load(str(target / "model"))
+    data = spark.read.parquet(small_features).withColumn("vector", array_to_vector("features"))
+    rows = model.transform(data).select("features", vector_to_array("probability").alias("p"))
+    rows = rows.collect()
+    numpy_model = NumpyPipeline.load(str(target / "model"))
+    np.testing.assert_allclose(
+        numpy_model.predict_proba(np.array([r.features for r in rows])),
+        np.array([r.p for r in rows]),
+        atol=1e-9,
+    )
+
+
+def test_bad_inputs_are_clear_errors(small_features, spark, tmp_path):
+    with pytest.raises(InputError, match="run the featurize stage first"):
+        train.run(spark, str(tmp_path / "none"), str(tmp_path / "out"))
+    with pytest.raises(InputError, match="at least 2 classes in the 'Validation' split"):
+        train.run(spark, small_features, str(tmp_path / "out"), train_split="Validation")
+    with pytest.raises(InputError, match="--k must be at least 1"):
+        train.run(spark, small_features, str(tmp_path / "out"), ClassifierConfig(k=0))
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_line_reports_bad_input_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        train.main(["--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o")])
+    assert exited.value.code == 2
+    assert "fruits train: error: input not found" in capsys.readouterr().err
+
+
+def test_train_is_the_last_stage_and_reads_every_dates_features():
+    paths = RunPaths(input="/in", root="s3://bucket/out/", ds="2026-11-26")
+    stage = STAGES[-1]
+    assert (stage.name, stage.script) == ("train", "train.py")
+    assert (Path(__file__).parents[2] / "jobs" / stage.script).is_file()
+    args = stage.args(paths, None)
+    assert args[args.index("--input") + 1] == "s3://bucket/out/features"
+    assert args[args.index("--output") + 1] == paths.model == "s3://bucket/out/model/ds=2026-11-26"
