@@ -100,12 +100,26 @@ def summary(paths: RunPaths, reports: dict[str, dict[str, Any]]) -> str:
             f"  check             seen = featurized + quarantined: {'OK' if balanced else 'FAIL'}",
             f"  PCA               k = {pca['k']} ({pca['k_selection']}), "
             f"explained variance {pca['total_explained_variance']:.1%}",
+            f"  classifier        {_classifier(reports.get('train'))}",
             f"  outputs           features  {paths.features}",
             f"                    pca       {paths.pca}",
+            f"                    model     {paths.model}",
             f"                    quarantine {paths.quarantine('*')}",
             f"                    reports   {paths.report('*')}",
         ]
     )
+
+
+def _classifier(train: dict[str, Any] | None) -> str:
+    if not train:
+        return "not trained"
+    test, config = train["test"], train["config"]
+    scores = (
+        f"Test accuracy {test['accuracy']:.1%}, macro-F1 {test['macro_f1']:.3f}"
+        if test
+        else "no Test split"
+    )
+    return f"{scores} ({train['classes']} classes, {config['classifier']}, k = {config['k']})"
 
 
 def _reasons(*reports: dict[str, Any]) -> str:
@@ -117,7 +131,9 @@ def _reasons(*reports: dict[str, Any]) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Run load → featurize → pca on an embedded Spark.")
+    p = argparse.ArgumentParser(
+        description="Run load → featurize → pca → train on an embedded Spark."
+    )
     p.add_argument("--input", default=str(DEFAULT_INPUT), help="folder of images (recursive)")
     p.add_argument("--output", default=str(REPO_ROOT / "output"), help="output root folder")
     p.add_argument("--date", default=dt.date.today().isoformat(), help="logical date (ds)")

@@ -80,3 +80,16 @@ def test_choose_k():
 def test_bad_options_are_clear_errors(stages_run, spark, tmp_path, kwargs, message):
     with pytest.raises(InputError, match=message):
         pca.run(spark, stages_run.paths.features, str(tmp_path / "x"), **kwargs)
+
+
+def test_explained_variance_matches_numpy(stages_run, spark):
+    """Spark's eigen-decomposition agrees with numpy's on a rank-deficient covariance
+    (fewer images than 1280 features), the case where a wrong result was once seen."""
+    rows = spark.read.parquet(stages_run.paths.features).select("features").collect()
+    x = np.asarray([r.features for r in rows], dtype=np.float64)
+    eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(x, rowvar=False)))[::-1]
+    expected = eigenvalues / eigenvalues.sum()
+    report = stages_run.pca
+    np.testing.assert_allclose(
+        report["explained_variance"], expected[: report["k"]], rtol=1e-3, atol=1e-6
+    )
