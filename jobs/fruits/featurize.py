@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyspark import Accumulator, StorageLevel
+from pyspark import Accumulator, SparkContext, StorageLevel
 from pyspark.broadcast import Broadcast
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -49,20 +51,45 @@ _FEATURES_SCHEMA = StructType(
 _NETWORKS: dict[str, Any] = {}
 
 
-def network_for(weights: Broadcast, key: str, tf_threads: int, builds: Accumulator) -> Any:
+@dataclass(frozen=True)
+class WorkerCounters:
+    """Spark accumulators the Python workers add to; the driver reads them after the job."""
+
+    networks_built: Accumulator
+    arrow_batches: Accumulator
+    build_seconds: Accumulator
+    decode_seconds: Accumulator
+    inference_seconds: Accumulator
+
+    @classmethod
+    def create(cls, sc: SparkContext) -> WorkerCounters:
+        counts = (sc.accumulator(0), sc.accumulator(0))
+        seconds = (sc.accumulator(0.0), sc.accumulator(0.0), sc.accumulator(0.0))
+        return cls(*counts, *seconds)
+
+    def values(self) -> dict[str, float]:
+        return {f.name: round(getattr(self, f.name).value, 2) for f in fields(self)}
+
+
+def network_for(weights: Broadcast, key: str, tf_threads: int, counters: WorkerCounters) -> Any:
     """This worker's network for ``weights`` (named ``key``), built on first use only."""
     network = _NETWORKS.get(key)
     if network is None:
+        started = time.perf_counter()
         configure_tensorflow(tf_threads)
         network = network_from_arrays(weights.value)
         _NETWORKS.clear()
         _NETWORKS[key] = network
-        builds.add(1)
+        counters.networks_built.add(1)
+        counters.build_seconds.add(time.perf_counter() - started)
     return network
 
 
-def featurize_batch(network: Any, contents: pd.Series, batch_size: int) -> pd.DataFrame:
+def featurize_batch(
+    network: Any, contents: pd.Series, batch_size: int, counters: WorkerCounters | None = None
+) -> pd.DataFrame:
     """Features for one Arrow batch; undecodable images get a reason and no features."""
+    started = time.perf_counter()
     arrays, reasons = [], []
     for content in contents:
         try:
@@ -72,7 +99,12 @@ def featurize_batch(network: Any, contents: pd.Series, batch_size: int) -> pd.Da
             arrays.append(None)
             reasons.append(str(exc))
     decoded = [a for a in arrays if a is not None]
+    inference_started = time.perf_counter()
     features = iter(extract_features(network, np.stack(decoded), batch_size) if decoded else [])
+    if counters is not None:
+        counters.arrow_batches.add(1)
+        counters.decode_seconds.add(inference_started - started)
+        counters.inference_seconds.add(time.perf_counter() - inference_started)
     return pd.DataFrame(
         {
             "features": [next(features) if a is not None else None for a in arrays],
@@ -82,21 +114,16 @@ def featurize_batch(network: Any, contents: pd.Series, batch_size: int) -> pd.Da
 
 
 def make_featurize_udf(
-    weights: Broadcast,
-    tf_threads: int,
-    batch_size: int,
-    builds: Accumulator,
-    batches: Accumulator,
+    weights: Broadcast, tf_threads: int, batch_size: int, counters: WorkerCounters
 ):
     """The iterator pandas UDF: bytes → struct<features, reason>."""
     key = uuid.uuid4().hex  # names this broadcast in the workers' cache
 
     @F.pandas_udf(_FEATURES_SCHEMA)
     def featurize(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        network = network_for(weights, key, tf_threads, builds)
+        network = network_for(weights, key, tf_threads, counters)
         for batch in contents:
-            batches.add(1)
-            yield featurize_batch(network, batch, batch_size)
+            yield featurize_batch(network, batch, batch_size, counters)
 
     # Non-deterministic keeps Spark from evaluating the UDF once per extracted struct field.
     return featurize.asNondeterministic()
@@ -141,8 +168,8 @@ def run(
     network = load_network(weights, read_bytes=partial(storage.read_bytes, spark))
     weight_arrays = network.get_weights()
     broadcast = sc.broadcast(weight_arrays)
-    builds, batches = sc.accumulator(0), sc.accumulator(0)
-    featurize = make_featurize_udf(broadcast, tf_threads, batch_size, builds, batches)
+    counters = WorkerCounters.create(sc)
+    featurize = make_featurize_udf(broadcast, tf_threads, batch_size, counters)
 
     loaded = spark.read.parquet(input_uri)
     known = known_vectors(spark, known_uri, ds)
@@ -182,8 +209,7 @@ def run(
             "quarantined": quarantined.count(),
             "quarantined_by_reason": count_by(quarantined, reason_category()),
             "broadcast_bytes": int(sum(a.nbytes for a in weight_arrays)),
-            "networks_built": builds.value,
-            "arrow_batches": batches.value,
+            **counters.values(),
         }
     finally:
         computed.unpersist()
