@@ -28,7 +28,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/ensure-java.sh
 run: install  ## set up and run the local pipeline on the Fruits-360 sample
 	$(BIN)/fruits-local --input "$(SAMPLE)" --output "$(OUTPUT)" --weights "$(WEIGHTS)"
 
-test: install  ## run the whole test suite (real Spark, TensorFlow, Airflow, moto)
+test: install  ## run the whole test suite (real Spark, TensorFlow, Airflow, moto, Chromium)
+	scripts/install-browser.sh
 	FRUITS_SAMPLE_DIR="$(SAMPLE)" FRUITS_WEIGHTS="$(SHARED_WEIGHTS)" $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install  ## ruff lint and format check
