@@ -4,7 +4,11 @@ On EMR (``FRUITS_EXECUTION=emr``)::
 
     validate_params → check_region → prepare → create_cluster
         → load → wait_for_load → featurize → wait_for_featurize → pca → wait_for_pca
-        → terminate_cluster   (teardown of create_cluster: runs even when a stage fails)
+        → terminate_cluster   (teardown of create_cluster: runs even when a stage or the
+                               creation fails; finds the run's cluster by tags if no id)
+
+create_cluster reuses an active cluster tagged with the run; a failed step sensor logs the
+step's FailureDetails and stderr tail (fruits_airflow.emr_runtime).
 
 Local twin (``FRUITS_EXECUTION=local``; the default when no ``aws_default`` connection exists)::
 
@@ -23,20 +27,17 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.amazon.aws.operators.emr import (
-    EmrAddStepsOperator,
-    EmrCreateJobFlowOperator,
-    EmrTerminateJobFlowOperator,
-)
+from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.providers.amazon.aws.utils.waiter import WaitPolicy
-from airflow.sdk import DAG, chain, task
+from airflow.sdk import DAG, TriggerRule, chain, task
 
 from fruits.stages import STAGES
 from fruits_airflow import (
     artifacts,
     deployment,
     emr_cluster,
+    emr_runtime,
     emr_steps,
     local_stages,
     residency,
@@ -104,7 +105,7 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
 
     run = validate_emr_params()
     plan = prepare(run)
-    create_cluster = EmrCreateJobFlowOperator(
+    create_cluster = emr_runtime.RunClusterCreateOperator(  # reuses this run's active cluster
         task_id="create_cluster",
         job_flow_overrides=plan["cluster"],
         emr_conn_id=None,
@@ -133,19 +134,24 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
             max_attempts=math.ceil(STEP_TIMEOUT.total_seconds() / max(1, poke)),
             deferrable=deferrable,
             mode="poke" if deferrable else "reschedule",
+            on_failure_callback=emr_runtime.report_failed_step,  # FailureDetails, stderr tail
             **aws,
         )
         chain(previous, submit, wait)
         previous = wait
 
-    terminate_cluster = EmrTerminateJobFlowOperator(
+    terminate_cluster = emr_runtime.RunClusterTerminateOperator(
         task_id="terminate_cluster",
-        job_flow_id=create_cluster.output,
+        # No id when create_cluster failed before pushing one: the operator then finds the
+        # run's cluster by its tags.
+        job_flow_id="{{ ti.xcom_pull(task_ids='create_cluster') or '' }}",
         waiter_delay=max(1, round(poke)),
         deferrable=deferrable,
         **aws,
     )
     previous >> terminate_cluster.as_teardown(setups=create_cluster)
+    # Also after a failed create_cluster, which may have started a cluster anyway.
+    terminate_cluster.trigger_rule = TriggerRule.ALL_DONE
 
 
 # Local twin -----------------------------------------------------------------------------------

@@ -39,6 +39,13 @@ class AwsSettings:
     instance_profile: str
     idle_timeout_s: int
     subnet_id: str | None
+    allowed_buckets: str = ""  # comma-separated, besides ``bucket``
+
+    @property
+    def readable_buckets(self) -> frozenset[str]:
+        """Buckets a run's ``input`` and S3 ``weights`` may lie in."""
+        extra = (name.strip() for name in self.allowed_buckets.split(","))
+        return frozenset({self.bucket, *(name for name in extra if name)})
 
     @property
     def output_root(self) -> str:
@@ -66,6 +73,7 @@ AWS_VARIABLES: dict[str, tuple[str, str | None]] = {
     "instance_profile": ("fruits_emr_instance_profile", "EMR_EC2_DefaultRole"),
     "idle_timeout_s": ("fruits_emr_idle_timeout_s", "3600"),
     "subnet_id": ("fruits_emr_subnet_id", ""),
+    "allowed_buckets": ("fruits_s3_allowed_buckets", ""),
 }
 
 

@@ -150,6 +150,9 @@ def validate_emr(params: Mapping[str, Any], settings: AwsSettings) -> RunRequest
                 raise InvalidRun(f"weights: {error}") from None
         else:
             weights = str(_existing_file(weights, "weights (param weights or fruits_weights)"))
+    _check_allowed(source, "input", settings)
+    if is_s3(weights):
+        _check_allowed(weights, "weights", settings)
     return RunRequest(
         input=source.rstrip("/"),
         output_root=settings.output_root,
@@ -159,6 +162,17 @@ def validate_emr(params: Mapping[str, Any], settings: AwsSettings) -> RunRequest
         core_instance_count=params.get("core_instance_count", DEFAULT_CORE_INSTANCES),
         core_spot=bool(params.get("core_spot", False)),
     )
+
+
+def _check_allowed(uri: str, what: str, settings: AwsSettings) -> None:
+    """An EMR run reads S3 only under the deployment bucket or the allow-list Variable."""
+    bucket = split_s3(uri)[0]
+    if bucket not in settings.readable_buckets:
+        allowed = ", ".join(sorted(settings.readable_buckets))
+        raise InvalidRun(
+            f"{what} {uri!r}: bucket {bucket!r} is neither the deployment bucket nor in the "
+            f"Variable fruits_s3_allowed_buckets (allowed: {allowed})"
+        )
 
 
 def _existing_file(path: str, what: str) -> Path:

@@ -7,6 +7,7 @@ step to COMPLETED (or FAILED for one chosen stage) once a sensor has seen it unf
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.emr.models import ElasticMapReduceBackend, emr_backends
+from moto.emr.models import ElasticMapReduceBackend, Step, emr_backends
 
 REGION = "eu-west-3"
 BUCKET = "fruits-test-eu"
@@ -38,6 +39,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "AIRFLOW_CONN_AWS_DEFAULT": '{"conn_type": "aws"}',
         "AIRFLOW_VAR_FRUITS_BUCKET": BUCKET,
         "AIRFLOW_VAR_FRUITS_INPUT": f"s3://{INPUT_BUCKET}/fruits-360",
+        "AIRFLOW_VAR_FRUITS_S3_ALLOWED_BUCKETS": INPUT_BUCKET,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -69,11 +71,40 @@ def create_security_configuration(region: str = REGION) -> None:
     )
 
 
+STEP_FAILURE = {
+    "Reason": "Spark application failed",
+    "Message": "Exception in thread main: java.lang.OutOfMemoryError",
+}
+STDERR_TAIL = "Traceback (most recent call last):\nMemoryError: featurize ran out of memory"
+
+
+def fail_step(cluster, step) -> None:
+    """What EMR leaves behind a failed step: FAILED, FailureDetails, a gzipped stderr in S3."""
+    key = f"logs/emr/{cluster.id}/steps/{step.id}/stderr.gz"
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=BUCKET, Key=key, Body=gzip.compress(f"spark noise\n{STDERR_TAIL}\n".encode())
+    )
+    step.failure_details = {**STEP_FAILURE, "LogFile": f"s3://{BUCKET}/{key}"}
+    step.state = "FAILED"
+
+
+def _status_with_failure_details(step) -> dict:
+    """moto's step status plus the FailureDetails it does not model."""
+    status = _moto_status.fget(step)
+    if getattr(step, "failure_details", None):
+        status["FailureDetails"] = step.failure_details
+    return status
+
+
+_moto_status = Step.status
+
+
 @contextmanager
 def steps_finish(fail_stage: str | None = None, fallback_s: float = 30.0) -> Iterator[None]:
     """While inside, every step finishes once a ``DescribeStep`` has seen it unfinished (what
     an ``EmrStepSensor`` does), or after ``fallback_s`` if nobody looks: FAILED for
-    ``fail_stage`` (steps are named ``fruits <stage> ds=…``), COMPLETED otherwise."""
+    ``fail_stage`` (steps are named ``fruits <stage> ds=…``; see :func:`fail_step`),
+    COMPLETED otherwise."""
     stop = threading.Event()
     seen_unfinished: set[str] = set()
     first_seen: dict[str, float] = {}
@@ -96,10 +127,16 @@ def steps_finish(fail_stage: str | None = None, fallback_s: float = 30.0) -> Ite
                         failed = fail_stage is not None and step.name.startswith(
                             f"fruits {fail_stage} "
                         )
-                        step.state = "FAILED" if failed else "COMPLETED"
+                        if failed:
+                            fail_step(cluster, step)
+                        else:
+                            step.state = "COMPLETED"
 
     driver = threading.Thread(target=drive, name="emr-step-driver", daemon=True)
-    with mock.patch.object(ElasticMapReduceBackend, "describe_step", watched_describe_step):
+    with (
+        mock.patch.object(ElasticMapReduceBackend, "describe_step", watched_describe_step),
+        mock.patch.object(Step, "status", property(_status_with_failure_details)),
+    ):
         driver.start()
         try:
             yield

@@ -101,7 +101,7 @@ def test_termination_is_the_teardown_of_the_cluster_creation(emr_dag):
     assert isinstance(terminate, EmrTerminateJobFlowOperator)
     assert create.is_setup
     assert terminate.is_teardown
-    assert terminate.trigger_rule == TriggerRule.ALL_DONE_SETUP_SUCCESS
+    assert terminate.trigger_rule == TriggerRule.ALL_DONE  # also after a failed creation
     assert not terminate.on_failure_fail_dagrun  # the stages' outcome decides the run's state
 
 

@@ -1,13 +1,26 @@
-"""The EMR graph when things go wrong, against moto: a failed step, a region outside the EU."""
+"""The EMR graph when things go wrong, against moto: a failed step, a cluster already started
+or left behind by a failed creation, a region or bucket outside what the run may use."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from unittest import mock
 
 import boto3
 import pytest
-from aws_fakes import BUCKET, REGION, create_bucket, emr_backend, fake_aws, steps_finish
+from airflow.models.dagrun import DagRun
+from airflow.providers.amazon.aws.hooks.emr import EmrHook
+from aws_fakes import (
+    BUCKET,
+    REGION,
+    STDERR_TAIL,
+    STEP_FAILURE,
+    create_bucket,
+    emr_backend,
+    fake_aws,
+    steps_finish,
+)
 from dag_harness import parse_dag, states
 
 from fruits.stages import STAGES
@@ -29,7 +42,9 @@ def emr_dag(monkeypatch: pytest.MonkeyPatch) -> Iterator:
         )
 
 
-def test_a_failed_step_fails_the_run_and_the_teardown_still_terminates_the_cluster(emr_dag):
+def test_a_failed_step_fails_the_run_and_the_teardown_still_terminates_the_cluster(
+    emr_dag, capsys, caplog
+):
     with steps_finish(fail_stage="featurize"):
         run = emr_dag.test(logical_date=LOGICAL_DATE)
 
@@ -51,6 +66,77 @@ def test_a_failed_step_fails_the_run_and_the_teardown_still_terminates_the_clust
     assert [step.state for step in cluster.steps] == ["COMPLETED", "FAILED"]
     emr = boto3.client("emr", region_name=REGION)
     assert emr.describe_cluster(ClusterId=cluster.id)["Cluster"]["Status"]["State"] == "TERMINATED"
+    log = capsys.readouterr().out + caplog.text  # the sensor's task log says why
+    failed = cluster.steps[1].id
+    for text in (*STEP_FAILURE.values(), f"{cluster.id}/steps/{failed}/stderr.gz", STDERR_TAIL):
+        for line in text.splitlines():
+            assert line in log, line
+
+
+RUN_ID = "manual__2024-03-05-retried"
+
+
+def start_tagged_cluster(run_id: str) -> str:
+    """A cluster of ``run_id`` already up, as a retried or cleared create_cluster finds it."""
+    return boto3.client("emr", region_name=REGION).run_job_flow(
+        Name="fruits-pipeline ds=2024-03-05",
+        ReleaseLabel="emr-7.12.0",
+        Instances={"InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True},
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Tags=[{"Key": "project", "Value": "fruits"}, {"Key": "dag_run_id", "Value": run_id}],
+    )["JobFlowId"]
+
+
+def test_a_cluster_already_started_for_the_run_is_reused_not_doubled(emr_dag):
+    started = start_tagged_cluster(RUN_ID)
+    start_tagged_cluster("manual__another-run")  # another run's cluster is left alone
+
+    # dag.test() names its run after the clock: give it the id the cluster is tagged with.
+    with steps_finish(), mock.patch.object(DagRun, "generate_run_id", return_value=RUN_ID):
+        run = emr_dag.test(logical_date=LOGICAL_DATE)
+
+    assert (run.run_id, run.state) == (RUN_ID, "success"), states(run)
+    clusters = emr_backend().clusters
+    assert len(clusters) == 2  # nothing new
+    assert len(clusters[started].steps) == len(STAGE_NAMES)
+    emr = boto3.client("emr", region_name=REGION)
+    described = {c["Id"]: c["Status"]["State"] for c in emr.list_clusters()["Clusters"]}
+    assert described[started] == "TERMINATED"
+    assert sorted(described.values()) == ["TERMINATED", "WAITING"]
+
+
+def test_a_failed_creation_still_terminates_the_cluster_it_started(emr_dag):
+    """The provider cleans up after a WaiterError only; any other failure (here a throttled
+    DescribeCluster while waiting) leaves a cluster and no id pushed: the teardown finds it."""
+    real_get_waiter = EmrHook.get_waiter
+
+    def waiter_that_breaks(hook, name, *args, **kwargs):
+        waiter = real_get_waiter(hook, name, *args, **kwargs)
+        if name == "job_flow_waiting":  # create_cluster's wait for the cluster to be up
+            waiter.wait = mock.Mock(side_effect=RuntimeError("throttled: worker gave up"))
+        return waiter
+
+    with mock.patch.object(EmrHook, "get_waiter", waiter_that_breaks):
+        run = emr_dag.test(logical_date=LOGICAL_DATE)
+
+    assert run.state == "failed"
+    assert states(run)["create_cluster"] == "failed"
+    assert states(run)["terminate_cluster"] == "success"
+    (cluster,) = emr_backend().clusters.values()
+    emr = boto3.client("emr", region_name=REGION)
+    assert emr.describe_cluster(ClusterId=cluster.id)["Cluster"]["Status"]["State"] == "TERMINATED"
+
+
+def test_an_input_outside_the_allowed_buckets_stops_the_run_before_anything(emr_dag, capsys):
+    create_bucket("someone-else", REGION)
+    run = emr_dag.test(logical_date=LOGICAL_DATE, run_conf={"input": "s3://someone-else/x"})
+
+    assert run.state == "failed"
+    assert states(run)["validate_params"] == "failed"
+    assert states(run)["terminate_cluster"] in {"upstream_failed", "skipped"}
+    assert "bucket 'someone-else' is neither the deployment bucket" in capsys.readouterr().out
+    assert emr_backend().clusters == {}
 
 
 @pytest.mark.parametrize(
@@ -59,7 +145,11 @@ def test_a_failed_step_fails_the_run_and_the_teardown_still_terminates_the_clust
         ({"AIRFLOW_VAR_FRUITS_AWS_REGION": "us-east-1"}, None, "'us-east-1', outside the EU"),
         ({"AIRFLOW_VAR_FRUITS_AWS_REGION": "eu-west-2"}, None, "'eu-west-2', outside the EU"),
         ({"AIRFLOW_VAR_FRUITS_BUCKET": US_BUCKET}, None, f"bucket '{US_BUCKET}'"),
-        ({}, {"input": f"s3://{US_BUCKET}/images"}, f"bucket '{US_BUCKET}'"),
+        (
+            {"AIRFLOW_VAR_FRUITS_S3_ALLOWED_BUCKETS": US_BUCKET},
+            {"input": f"s3://{US_BUCKET}/images"},
+            f"bucket '{US_BUCKET}'",
+        ),
     ],
     ids=["region-variable", "london-is-not-eu", "bucket-variable", "input-param"],
 )

@@ -118,7 +118,12 @@ def test_an_emr_run_reads_s3_and_takes_the_cluster_params(aws, weights_path):
     assert request.weights == str(weights_path.resolve())  # uploaded by prepare
     assert (request.core_instance_count, request.core_spot, request.k) == (4, True, 5)
     assert request.s3_buckets() == {"fruits-prod"}
-    other = validate_emr({"input": "s3://other-bucket/x/", "weights": "s3://w-bucket/m.h5"}, aws)
+    allowing = aws_settings(
+        {"fruits_bucket": "fruits-prod", "fruits_s3_allowed_buckets": "other-bucket, w-bucket"}.get
+    )
+    other = validate_emr(
+        {"input": "s3://other-bucket/x/", "weights": "s3://w-bucket/m.h5"}, allowing
+    )
     assert other.input == "s3://other-bucket/x"
     assert other.s3_buckets() == {"fruits-prod", "other-bucket", "w-bucket"}
 
@@ -129,6 +134,8 @@ def test_an_emr_run_reads_s3_and_takes_the_cluster_params(aws, weights_path):
         ({"input": "/local/folder"}, "an EMR run reads S3"),
         ({"input": "s3://Bad_Bucket/x"}, "not an S3 URI"),
         ({"weights": "/no/such.weights.h5"}, "neither 'imagenet' nor an existing file"),
+        ({"input": "s3://someone-else/x"}, "bucket 'someone-else' is neither the deployment"),
+        ({"weights": "s3://someone-else/w.h5"}, "fruits_s3_allowed_buckets"),
     ],
 )
 def test_an_emr_run_refuses_what_the_cluster_cannot_read(aws, params, error):
