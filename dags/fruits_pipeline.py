@@ -1,9 +1,10 @@
-"""Fruits! pipeline — load → featurize → pca, daily, on EMR in eu-west-3 or on a local Spark.
+"""Fruits! pipeline — load → featurize → pca → train, daily, on EMR (eu-west-3) or locally.
 
 On EMR (``FRUITS_EXECUTION=emr``)::
 
     validate_params → check_region → prepare → create_cluster
         → load → wait_for_load → featurize → wait_for_featurize → pca → wait_for_pca
+        → train → wait_for_train
         → terminate_cluster   (teardown of create_cluster: runs even when a stage or the
                                creation fails; finds the run's cluster by tags if no id)
 
@@ -12,7 +13,7 @@ step's FailureDetails and stderr tail (fruits_airflow.emr_runtime).
 
 Local twin (``FRUITS_EXECUTION=local``; the default when no ``aws_default`` connection exists)::
 
-    validate_params → load → featurize → pca   (spark-submit on the Airflow worker)
+    validate_params → load → featurize → pca → train   (spark-submit on the Airflow worker)
 
 Both graphs take their stages from ``fruits.stages.STAGES`` and write under
 ``<output>/<dataset>/ds=<logical date>/``: a backfill of N dates gives N partitions, a rerun
