@@ -1,0 +1,100 @@
+"""A real Airflow started by the tests (api-server, scheduler, dag-processor on 127.0.0.1) and a
+headless Chromium driven by Playwright.
+
+The Airflow runs the ``fruits_pipeline`` DAG's local twin: each stage is a local spark-submit on
+a small subset of the real sample, with the real weights, into a throwaway output folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from airflow_server import REPO_ROOT, Airflow, start_airflow
+
+from samples import copy_subset
+
+# FRUITS_INPUT of the session's Airflow: what a run reads when its params name no input.
+UI_CLASSES = ["Apple Braeburn", "Banana", "Kiwi"]
+UI_PER_CLASS = 2
+STARTUP_TIMEOUT_S = 300
+
+CHROMIUM = Path(os.environ.get("FRUITS_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = REPO_ROOT / "output" / "ui-screenshots"  # git-ignored
+
+
+@pytest.fixture(scope="session")
+def airflow(sample_dir: Path, weights_path: Path, tmp_path_factory) -> Iterator[Airflow]:
+    """A running Airflow with the DAG parsed and unpaused; stopped, tasks included, at the end."""
+    root = tmp_path_factory.mktemp("airflow")
+    images = copy_subset(sample_dir, root / "images", UI_CLASSES, UI_PER_CLASS)
+    output = root / "output"
+    server = start_airflow(
+        root / "home",
+        output,
+        {
+            "FRUITS_EXECUTION": "local",
+            "FRUITS_INPUT": str(images),
+            "FRUITS_OUTPUT": str(output),
+            "FRUITS_WEIGHTS": str(weights_path),
+        },
+        timeout_s=STARTUP_TIMEOUT_S,
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """Headless Chromium from the system (never a Playwright download). Missing: a failure."""
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} not found: install Chromium with scripts/install-browser.sh "
+            "(as root: apt-get install -y chromium) or point FRUITS_CHROMIUM at a Chromium",
+            pytrace=False,
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail(
+            "the playwright package is missing: pip install -c constraints.txt -e '.[dev]'",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Iterator[Path]:
+    """The test's screenshot folder; on the way out, pass or fail, its screenshots replace those
+    of ``output/ui-screenshots/`` in the repository."""
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    yield folder
+    taken = sorted(folder.glob("*.png"))
+    if taken:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for old in SCREENSHOTS.glob("*.png"):
+            old.unlink()
+        for shot in taken:
+            shutil.copy(shot, SCREENSHOTS / shot.name)
