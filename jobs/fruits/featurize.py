@@ -175,7 +175,8 @@ def run(
     known = known_vectors(spark, known_uri, ds)
     images = loaded.join(known.select("image_id", "path"), ["image_id", "path"], "left_anti")
     reused = known.select("image_id", "features").dropDuplicates(["image_id"])
-    partitions = max(2 * sc.defaultParallelism, math.ceil(loaded.count() / ROWS_PER_TASK))
+    n_loaded = loaded.count()
+    partitions = max(2 * sc.defaultParallelism, math.ceil(n_loaded / ROWS_PER_TASK))
     computed = (
         images.select("image_id", "content")
         .join(reused.select("image_id"), "image_id", "left_anti")
@@ -201,8 +202,8 @@ def run(
             "output": output_uri,
             "quarantine": quarantine_uri,
             "weights": weights,
-            "images_in": loaded.count(),
-            "already_featurized": loaded.count() - images.count(),
+            "images_in": n_loaded,
+            "already_featurized": n_loaded - images.count(),
             "distinct_images": loaded.select("image_id").distinct().count(),
             "computed": computed.count(),
             "featurized": featurized.count(),
