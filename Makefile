@@ -30,7 +30,7 @@ run: install  ## set up and run the local pipeline on the Fruits-360 sample
 
 test: install  ## run the whole test suite (real Spark, TensorFlow, Airflow, moto, Chromium)
 	scripts/install-browser.sh
-	FRUITS_SAMPLE_DIR="$(SAMPLE)" FRUITS_WEIGHTS="$(SHARED_WEIGHTS)" $(BIN)/pytest $(PYTEST_ARGS)
+	FRUITS_SAMPLE_DIR="$(abspath $(SAMPLE))" FRUITS_WEIGHTS="$(abspath $(SHARED_WEIGHTS))" $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

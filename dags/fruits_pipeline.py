@@ -55,6 +55,17 @@ CLUSTER_START_TIMEOUT = dt.timedelta(minutes=45)
 APPROVED_REGION = "{{ ti.xcom_pull(task_ids='check_region') }}"
 
 
+def partition_date(ds: str | None, dag_run: Any) -> str:
+    """The ``ds=`` partition a run writes: its logical date, else the day it was triggered.
+
+    Airflow 3 runs may have no logical date (``airflow dags trigger`` without
+    ``--logical-date``, the REST API with ``logical_date: null``, the UI's trigger form with the
+    date emptied): their context has no ``ds``, so such a run takes the UTC date of its
+    ``run_after`` rather than writing under ``ds=None``.
+    """
+    return ds or dag_run.run_after.astimezone(dt.UTC).date().isoformat()
+
+
 # EMR tasks ------------------------------------------------------------------------------------
 
 
@@ -81,10 +92,14 @@ def check_region(run: dict[str, Any]) -> str:
 
 @task(multiple_outputs=True)
 def prepare(
-    run: dict[str, Any], ds: str | None = None, run_id: str | None = None
+    run: dict[str, Any],
+    ds: str | None = None,
+    run_id: str | None = None,
+    dag_run: Any = None,
 ) -> dict[str, Any]:
     """Upload code, bootstrap script and weights (skipped when unchanged); plan the cluster and
     one step per stage. Returns ``cluster`` and one step list per stage name."""
+    ds = partition_date(ds, dag_run)
     settings, request = _unpack(run)
     s3 = S3Hook(aws_conn_id=AWS_CONN_ID, region_name=settings.region)
     root = settings.artifacts_root
@@ -165,9 +180,13 @@ def validate_local_params(params: dict[str, Any] | None = None) -> dict[str, Any
 
 
 @task
-def run_local_stage(stage: str, request: dict[str, Any], ds: str | None = None) -> dict[str, Any]:
+def run_local_stage(
+    stage: str, request: dict[str, Any], ds: str | None = None, dag_run: Any = None
+) -> dict[str, Any]:
     """One stage through a local spark-submit; returns the stage's report."""
-    return local_stages.run_local_stage(stage, RunRequest.from_xcom(request), ds)
+    return local_stages.run_local_stage(
+        stage, RunRequest.from_xcom(request), partition_date(ds, dag_run)
+    )
 
 
 def local_pipeline() -> None:

@@ -25,7 +25,9 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def _required(env: str, default: Path) -> Path:
-    path = Path(os.environ.get(env, default))
+    """The path in ``env`` (else ``default``), made absolute: Airflow's task processes and
+    spark-submit run from other folders."""
+    path = Path(os.environ.get(env, default)).expanduser().resolve()
     if not path.exists():
         pytest.fail(f"{path} not found: set {env} (see README, 'Tests')", pytrace=False)
     return path

@@ -180,8 +180,8 @@ def run(
     computed = (
         images.select("image_id", "content")
         .join(reused.select("image_id"), "image_id", "left_anti")
-        .repartition(partitions, "image_id")
         .dropDuplicates(["image_id"])
+        .repartition(partitions)  # round-robin: equal tasks, so no core idles at the end
         .withColumn("result", featurize("content"))
         .select("image_id", "result.features", "result.reason")
         .persist(StorageLevel.MEMORY_AND_DISK)

@@ -7,6 +7,7 @@ the target, then swapped in, so a failed write never damages the previous good o
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,6 +104,18 @@ def staged(spark: SparkSession, target: str) -> Iterator[str]:
     try:
         yield staging
     except BaseException:
+        _wait_for_running_tasks(spark)
         delete(spark, staging)
         raise
     publish(spark, staging, target)
+
+
+def _wait_for_running_tasks(spark: SparkSession, timeout_s: float = 60.0) -> None:
+    """Wait until no task runs: a failed job returns while its sibling tasks are still being
+    killed, and one of them could write into the staging folder after it was deleted."""
+    tracker = spark.sparkContext._jsc.sc().statusTracker()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if sum(info.numRunningTasks() for info in tracker.getExecutorInfos()) == 0:
+            return
+        time.sleep(0.1)

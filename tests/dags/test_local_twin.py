@@ -108,3 +108,28 @@ def test_a_manual_runs_params_change_the_result(runs):
 
 def test_a_run_leaves_other_dates_untouched(runs):
     assert runs.day_1_after == runs.day_1_before
+
+
+def test_a_run_without_logical_date_writes_under_the_day_it_ran(
+    monkeypatch, sample_dir, weights_path, tmp_path
+):
+    """``airflow dags trigger`` without ``--logical-date`` (or the API with ``logical_date:
+    null``) gives a run with no ``ds``: it partitions by its ``run_after`` day, never ds=None."""
+    images = copy_subset(sample_dir, tmp_path / "images", CLASSES[:1], per_class=1)
+    output = tmp_path / "output"
+    dag = parse_dag(
+        monkeypatch,
+        FRUITS_EXECUTION="local",
+        FRUITS_INPUT=str(images),
+        FRUITS_OUTPUT=str(output),
+        FRUITS_WEIGHTS=str(weights_path),
+    )
+    run = dag.test(
+        logical_date=None,
+        run_after=dt.datetime(2024, 3, 5, 23, 30, tzinfo=dt.UTC),
+        mark_success_pattern="|".join(STAGE_NAMES[1:]),
+    )
+    assert run.logical_date is None
+    assert states(run)["load"] == "success"
+    assert sorted(p.name for p in (output / "images").iterdir()) == ["ds=2024-03-05"]
+    assert report(output, "2024-03-05", "load")["files_seen"] == 2

@@ -280,9 +280,15 @@ class Airflow:
         messages = []
         for line in attempts[-1].read_text(errors="replace").splitlines()[-lines:]:
             try:
-                messages.append(str(json.loads(line).get("event", line)))
+                record = json.loads(line)
             except ValueError:
                 messages.append(line)
+                continue
+            messages.append(str(record.get("event", line)))
+            for error in record.get("error_detail") or []:  # the exception, frames last
+                frames = error.get("frames") or []
+                where = [f"  {f.get('filename')}:{f.get('lineno')} {f.get('name')}" for f in frames]
+                messages += [*where[-6:], f"  {error.get('exc_type')}: {error.get('exc_value')}"]
         return f"{attempts[-1]}:\n" + "\n".join(messages)
 
     def explain(self, run_id: str) -> str:
