@@ -10,8 +10,9 @@ SHARED_WEIGHTS := $(SHARED)/models/mobilenet_v2_1.0_224_imagenet_no_top.weights.
 WEIGHTS ?= $(if $(wildcard $(SHARED_WEIGHTS)),$(SHARED_WEIGHTS),imagenet)
 OUTPUT ?= output
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help install run test lint format clean constraints
+.PHONY: help install run test bench lint format clean constraints
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +32,10 @@ run: install  ## set up and run the local pipeline on the Fruits-360 sample
 test: install  ## run the whole test suite (real Spark, TensorFlow, Airflow, moto, Chromium)
 	scripts/install-browser.sh
 	FRUITS_SAMPLE_DIR="$(abspath $(SAMPLE))" FRUITS_WEIGHTS="$(abspath $(SHARED_WEIGHTS))" $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install  ## benchmarks: featurization speed, broadcast, PCA, end to end (prints tables)
+	FRUITS_SAMPLE_DIR="$(abspath $(SAMPLE))" FRUITS_WEIGHTS="$(abspath $(SHARED_WEIGHTS))" \
+		$(BIN)/python bench/benchmark.py $(BENCH_ARGS)
 
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

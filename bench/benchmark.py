@@ -17,6 +17,7 @@ Speed is measured here, never asserted in tests.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -72,7 +73,9 @@ def replicate_sample(target: Path, images: int) -> Path:
     return target
 
 
-def spark_session(cores: int = CORES, driver_memory: str = "6g"):
+def spark_session(cores: int = CORES, driver_memory: str = "10g"):
+    """This process's Spark session (one per process: a stopped one cannot be restarted
+    cleanly, PySpark's accumulator server stays bound to the first)."""
     from pyspark.sql import SparkSession
 
     from fruits.config import SPARK_CONF
@@ -92,6 +95,16 @@ def spark_session(cores: int = CORES, driver_memory: str = "6g"):
 
 
 # --------------------------------------------------------------------------- featurize
+#
+# Each path runs in a fresh process, timed from before its first import to its Parquet written,
+# so all three pay their own TensorFlow import and model load. Two sizes give each path's
+# throughput (the slope: images added / seconds added) and fixed cost (the intercept).
+
+PATHS = {
+    "spark": "Spark job (broadcast, cached network)",
+    "plain": f"plain Keras loop, 1 process, {CORES} threads",
+    "naive": "naive pandas UDF (network per batch)",
+}
 
 
 def naive_udf(weights_path: str):
@@ -113,109 +126,169 @@ def naive_udf(weights_path: str):
     return featurize
 
 
-def plain_keras(paths: list[Path], threads: int) -> tuple[float, float, float]:
-    """Single process, all cores to TensorFlow: (total s, decode s, inference s)."""
+class PeakMemory:
+    """Peak resident memory of this process and of its Python children (Spark's workers),
+    sampled every 0.2 s in a background thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self.me = psutil.Process()
+        self.peak_total = self.peak_worker = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.2):
+            rss = {}
+            for proc in [self.me, *self.me.children(recursive=True)]:
+                try:
+                    rss[proc] = (proc.memory_info().rss, "python" in proc.name())
+                except psutil.Error:
+                    continue
+            self.peak_total = max(self.peak_total, sum(r for r, _ in rss.values()))
+            workers = [r for p, (r, py) in rss.items() if py and p is not self.me]
+            self.peak_worker = max([self.peak_worker, *workers])
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return {"peak_total_gb": self.peak_total / 1e9, "peak_worker_gb": self.peak_worker / 1e9}
+
+
+def measure(path: str, work: Path) -> dict[str, float]:
+    """One featurization of ``work/images`` (load output) or ``work/in`` (files) by ``path``."""
+    started = time.perf_counter()
+    memory = PeakMemory()
+    out = work / f"out-{path}"
+    result: dict[str, float] = {}
+    if path == "plain":
+        result = plain_keras(sorted((work / "in").rglob("*.jpg")), out)
+    else:
+        spark = spark_session()
+        session_s = time.perf_counter() - started
+        if path == "spark":
+            from fruits import featurize
+
+            report = featurize.run(
+                spark, str(work / "images"), str(out), str(work / "q"), str(WEIGHTS)
+            )
+            result = {k: v for k, v in report.items() if k.endswith("_seconds")}
+        else:
+            from fruits.featurize import task_count
+
+            loaded = spark.read.parquet(str(work / "images"))
+            partitions = task_count(loaded.count(), spark.sparkContext.defaultParallelism)
+            udf = naive_udf(str(WEIGHTS))
+            frame = loaded.repartition(partitions).select("image_id", udf("content").alias("f"))
+            frame.write.mode("overwrite").parquet(str(out))
+        result["session_seconds"] = session_s
+        spark.stop()
+    return {**result, "seconds": time.perf_counter() - started, **memory.stop()}
+
+
+def plain_keras(paths: list[Path], out: Path) -> dict[str, float]:
+    """Single process, all cores to TensorFlow; writes the features as Parquet like the job."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from fruits.images import decode_for_model
     from fruits.model import configure_tensorflow, extract_features, load_network
 
-    configure_tensorflow(threads)
+    configure_tensorflow(CORES)
     network = load_network(str(WEIGHTS))
-    extract_features(network, np.zeros((8, 224, 224, 3), np.float32))  # warm-up, as Spark's is
-    start = time.perf_counter()
     decode = infer = 0.0
+    features = []
     for i in range(0, len(paths), 64):
         t0 = time.perf_counter()
         batch = np.stack([decode_for_model(p.read_bytes()) for p in paths[i : i + 64]])
         t1 = time.perf_counter()
-        extract_features(network, batch)
-        t2 = time.perf_counter()
-        decode, infer = decode + t1 - t0, infer + t2 - t1
-    return time.perf_counter() - start, decode, infer
+        features.extend(extract_features(network, batch))
+        decode, infer = decode + t1 - t0, infer + time.perf_counter() - t1
+    out.mkdir(parents=True, exist_ok=True)
+    table_ = pa.table({"path": [str(p) for p in paths], "features": [f.tolist() for f in features]})
+    pq.write_table(table_, out / "features.parquet")
+    return {"decode_seconds": decode, "inference_seconds": infer}
+
+
+def _measure_in_subprocess(path: str, work: Path) -> dict[str, float]:
+    command = [sys.executable, __file__, "--measure", path, "--work", str(work)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{path}: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def bench_featurize(n_images: int, repeats: int) -> None:
-    from fruits import featurize, load
+    from fruits import load
 
-    work = Path(tempfile.mkdtemp(prefix="fruits-bench-"))
-    images = replicate_sample(work / "in", n_images)
+    sizes = [n_images // 4, n_images]
+    works = {}
     spark = spark_session()
-    load.run(spark, str(images), str(work / "images"), str(work / "q"))
-    loaded = spark.read.parquet(str(work / "images")).cache()
-    loaded.count()
+    for n in sizes:
+        works[n] = Path(tempfile.mkdtemp(prefix=f"fruits-bench-{n}-"))
+        images = replicate_sample(works[n] / "in", n)
+        load.run(spark, str(images), str(works[n] / "images"), str(works[n] / "lq"))
 
-    spark_s, naive_s, reports = [], [], []
-    for r in range(repeats):
-        seconds, report = timed(
-            lambda r=r: featurize.run(
-                spark, str(work / "images"), str(work / f"f{r}"), str(work / f"fq{r}"), str(WEIGHTS)
-            )
-        )
-        spark_s.append(seconds)
-        reports.append(report)
-        udf = naive_udf(str(WEIGHTS))
-        seconds, _ = timed(
-            lambda udf=udf: (
-                loaded.repartition(2 * CORES)
-                .select(udf("content").alias("f"))
-                .write.mode("overwrite")
-                .format("noop")
-                .save()
-            )
-        )
-        naive_s.append(seconds)
-    spark.stop()
-
-    # The plain loop runs in a fresh process so TensorFlow gets the two cores to itself.
-    plain = [_plain_in_subprocess(images) for _ in range(repeats)]
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for _ in range(repeats):  # interleaved, so a slow spell of the machine hits every path
+        for n in sizes:
+            for path in PATHS:
+                runs.setdefault((path, n), []).append(_measure_in_subprocess(path, works[n]))
     med = statistics.median
-    spark_rate, naive_rate = n_images / med(spark_s), n_images / med(naive_s)
-    plain_rate = n_images / med(p[0] for p in plain)
+    seconds = {key: med(r["seconds"] for r in values) for key, values in runs.items()}
+    small, big = sizes
+    rate = {p: (big - small) / (seconds[p, big] - seconds[p, small]) for p in PATHS}
+    fixed = {p: seconds[p, big] - big / rate[p] for p in PATHS}
+    whole = {p: big / seconds[p, big] for p in PATHS}
     table(
-        f"Featurization throughput — {n_images} images, {CORES} cores, median of {repeats}",
-        ["path", "median s", "images/s", "vs plain Keras", "vs naive UDF"],
-        [
-            ["Spark job (broadcast, cached network)", f"{med(spark_s):.1f}", f"{spark_rate:.1f}",
-             f"{spark_rate / plain_rate:.2f}x", f"{spark_rate / naive_rate:.1f}x"],
-            ["plain Keras loop, 1 process, 2 threads", f"{med(p[0] for p in plain):.1f}",
-             f"{plain_rate:.1f}", "1.00x", f"{plain_rate / naive_rate:.1f}x"],
-            ["naive pandas UDF (network per batch)", f"{med(naive_s):.1f}", f"{naive_rate:.1f}",
-             f"{naive_rate / plain_rate:.2f}x", "1.0x"],
-        ],
+        f"Featurization — {small} and {big} images, {CORES} cores, medians of {repeats} "
+        "fresh processes",
+        ["path", f"s for {small}", f"s for {big}", "throughput img/s (slope)", "fixed s",
+         f"img/s at {big}", "throughput vs plain", "throughput vs naive", f"vs plain at {big}"],
+        [[PATHS[p], f"{seconds[p, small]:.1f}", f"{seconds[p, big]:.1f}", f"{rate[p]:.1f}",
+          f"{fixed[p]:.1f}", f"{whole[p]:.1f}", f"{rate[p] / rate['plain']:.2f}x",
+          f"{rate[p] / rate['naive']:.2f}x", f"{whole[p] / whole['plain']:.2f}x"]
+         for p in PATHS],
     )  # fmt: skip
-    report = reports[-1]  # the workers' own timings, summed over both cores
-    core_ms = med(spark_s) * CORES / n_images * 1000
+
+    job = runs["spark", big]
+    core_ms = seconds["spark", big] * CORES / big * 1000
     parts = {
-        "JPEG decode + RGB + resize (Pillow)": report["decode_seconds"],
-        "MobileNetV2 inference (TensorFlow)": report["inference_seconds"],
-        "network rebuilt from the broadcast (once per worker)": report["build_seconds"],
+        "Spark session start (JVM)": med(r["session_seconds"] for r in job) * CORES,
+        "TF import + network rebuild from the broadcast (once per worker)": med(
+            r["build_seconds"] for r in job
+        ),
+        "JPEG decode + RGB + resize (Pillow)": med(r["decode_seconds"] for r in job),
+        "MobileNetV2 inference (TensorFlow)": med(r["inference_seconds"] for r in job),
     }
-    rest = core_ms - sum(parts.values()) / n_images * 1000
-    rows = [[name, f"{s / n_images * 1000:.1f}", f"{s / n_images * 1000 / core_ms:.0%}"]
+    rows = [[name, f"{s / big * 1000:.1f}", f"{s / big * 1000 / core_ms:.0%}"]
             for name, s in parts.items()]  # fmt: skip
+    rest = core_ms - sum(parts.values()) / big * 1000
     rows += [
-        ["rest: TF import, driver model load, Arrow, scheduling, writes, report counts",
+        ["rest: driver TF import + model load, broadcast, Arrow, scheduling, writes, counts",
          f"{rest:.1f}", f"{rest / core_ms:.0%}"],
         ["whole Spark job", f"{core_ms:.1f}", "100%"],
-        ["plain Keras loop, for comparison (2 threads)",
-         f"{med(p[0] for p in plain) * CORES / n_images * 1000:.1f}", ""],
+        [f"plain Keras loop: inference ({CORES} threads)",
+         f"{med(r['inference_seconds'] for r in runs['plain', big]) * CORES / big * 1000:.1f}",
+         ""],
     ]  # fmt: skip
-    table("Where the Spark job's time goes (core-milliseconds per image)",
+    table(f"Where the Spark job's time goes at {big} images (core-milliseconds per image)",
           ["part", "core-ms/image", "share"], rows)  # fmt: skip
-    print(
-        f"networks built {report['networks_built']}, arrow batches {report['arrow_batches']}, "
-        f"broadcast {report['broadcast_bytes'] / 1e6:.1f} MB"
-    )
-    shutil.rmtree(work, ignore_errors=True)
-
-
-def _plain_in_subprocess(images: Path) -> tuple[float, float, float]:
-    code = (
-        "import sys, json; from pathlib import Path; "
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r}); from benchmark import plain_keras; "
-        f"print(json.dumps(plain_keras(sorted(Path({str(images)!r}).rglob('*.jpg')), {CORES})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return tuple(__import__("json").loads(out.stdout.strip().splitlines()[-1]))
+    table(
+        f"Peak resident memory at {big} images (GB, median of {repeats})",
+        ["path", "whole process tree (JVM + Python workers)", "largest Python worker"],
+        [[PATHS[p], f"{med(r['peak_total_gb'] for r in runs[p, big]):.2f}",
+          f"{med(r['peak_worker_gb'] for r in runs[p, big]):.2f}" if p != "plain" else "-"]
+         for p in PATHS],
+    )  # fmt: skip
+    for work in works.values():
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- broadcast
@@ -241,7 +314,6 @@ def bench_broadcast(repeats: int) -> None:
         )
         read.append(seconds)
         bc.destroy()
-    spark.stop()
     table(
         f"Broadcast of the MobileNetV2 weights (median of {repeats})",
         ["arrays", "MB", "broadcast s", "read on every worker s"],
@@ -259,7 +331,7 @@ def bench_pca(sizes: list[int]) -> None:
 
     from fruits import pca
 
-    spark = spark_session(driver_memory="10g")
+    spark = spark_session()
     features = _real_features(spark)
     rows = []
     for n in sizes:
@@ -283,7 +355,6 @@ def bench_pca(sizes: list[int]) -> None:
         )
         rows.append([f"{n:,}", report["k"], f"{seconds:.1f}", f"{t_fixed:.1f}"])
         shutil.rmtree(work, ignore_errors=True)
-    spark.stop()
     table(
         "PCA (pyspark.ml) on n × 1280 vectors",
         ["n", "k for 95 %", "stage s (fit k_max, choose k, refit, write)", "one fit, k=64, s"],
@@ -350,11 +421,16 @@ def _stage_seconds(out: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="featurize,broadcast,pca,pipeline")
-    parser.add_argument("--images", type=int, default=640, help="featurize benchmark images")
+    parser.add_argument("--images", type=int, default=3240, help="featurize: largest size")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pca-sizes", default="10000,50000,100000")
     parser.add_argument("--scales", default="0.25,1", help="pipeline scales of the sample")
+    parser.add_argument("--measure", choices=sorted(PATHS), help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:  # one featurization path in this fresh process (see bench_featurize)
+        print(json.dumps(measure(args.measure, args.work)))
+        return
     sections = set(args.only.split(","))
     print(f"# Fruits! benchmarks — {os.cpu_count()} CPUs visible, Spark local[{CORES}]")
     if "featurize" in sections:

@@ -129,6 +129,11 @@ def make_featurize_udf(
     return featurize.asNondeterministic()
 
 
+def task_count(n_images: int, cores: int) -> int:
+    """Featurize tasks: at least two per core (balance), at most ROWS_PER_TASK images each."""
+    return max(2 * cores, math.ceil(n_images / ROWS_PER_TASK))
+
+
 def known_vectors(spark: SparkSession, known_uri: str | None, ds: str | None) -> DataFrame:
     """Rows featurized by runs of other dates (``image_id, path, features``); empty if none.
 
@@ -176,7 +181,7 @@ def run(
     images = loaded.join(known.select("image_id", "path"), ["image_id", "path"], "left_anti")
     reused = known.select("image_id", "features").dropDuplicates(["image_id"])
     n_loaded = loaded.count()
-    partitions = max(2 * sc.defaultParallelism, math.ceil(n_loaded / ROWS_PER_TASK))
+    partitions = task_count(n_loaded, sc.defaultParallelism)
     computed = (
         images.select("image_id", "content")
         .join(reused.select("image_id"), "image_id", "left_anti")

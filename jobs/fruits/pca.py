@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pyspark import SparkContext
 from pyspark.ml.feature import PCA, PCAModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame, SparkSession
@@ -37,6 +38,30 @@ def choose_k(explained_variance: Sequence[float], variance: float) -> int:
 
 def fit_pca(data: DataFrame, k: int) -> PCAModel:
     return PCA(k=k, inputCol="vector", outputCol="pca_vector").fit(data)
+
+
+def first_components(model: PCAModel, k: int) -> PCAModel:
+    """The model a fit with ``k`` would give, from a fit with more components.
+
+    Spark's fit decomposes the whole covariance matrix and keeps the first k eigenvectors, so
+    truncating is exact and saves a second pass over the data. The result is a regular
+    ``PCAModel`` (Spark's own class, built through its JVM constructor).
+    """
+    from pyspark.ml.common import _py2java
+    from pyspark.ml.linalg import DenseMatrix, DenseVector
+    from pyspark.ml.wrapper import JavaWrapper
+
+    sc = SparkContext.getOrCreate()
+    pc = model.pc.toArray()[:, :k]
+    java_model = JavaWrapper._new_java_obj(
+        "org.apache.spark.ml.feature.PCAModel",
+        model.uid,
+        _py2java(sc, DenseMatrix(*pc.shape, pc.ravel("F"))),
+        _py2java(sc, DenseVector(model.explainedVariance.toArray()[:k])),
+    )
+    truncated = PCAModel(java_model)
+    truncated.set(truncated.k, k)
+    return truncated.setInputCol(model.getInputCol()).setOutputCol(model.getOutputCol())
 
 
 def plot_cumulative(explained_variance: Sequence[float], k: int, variance: float | None) -> bytes:
@@ -85,10 +110,13 @@ def run(
             raise InputError(f"--k must be between 1 and {k_max} for {n_images} images, got {k}")
 
         curve = None
-        if k is None:
-            curve = fit_pca(data, k_max).explainedVariance.toArray().tolist()
+        if k is None:  # one fit with every component, then keep the first k
+            full = fit_pca(data, k_max)
+            curve = full.explainedVariance.toArray().tolist()
             k = choose_k(curve, variance)
-        model = fit_pca(data, k)
+            model = first_components(full, k)
+        else:
+            model = fit_pca(data, k)
         explained = model.explainedVariance.toArray().tolist()
 
         vectors = model.transform(data).select(

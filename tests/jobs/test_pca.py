@@ -93,3 +93,26 @@ def test_explained_variance_matches_numpy(stages_run, spark):
     np.testing.assert_allclose(
         report["explained_variance"], expected[: report["k"]], rtol=1e-3, atol=1e-6
     )
+
+
+def test_first_components_equal_a_fit_with_k(stages_run, spark, tmp_path):
+    """The variance path fits once and truncates: exactly what a second fit with k gives."""
+    data = spark.read.parquet(stages_run.paths.features).withColumn(
+        "vector", array_to_vector("features")
+    )
+    k = 4
+    truncated = pca.first_components(pca.fit_pca(data, 20), k)
+    direct = pca.fit_pca(data, k)
+    np.testing.assert_allclose(truncated.pc.toArray(), direct.pc.toArray(), atol=1e-9)
+    np.testing.assert_allclose(
+        truncated.explainedVariance.toArray(), direct.explainedVariance.toArray(), atol=1e-12
+    )
+    truncated.write().save(str(tmp_path / "model"))
+    reloaded = PCAModel.load(str(tmp_path / "model"))
+    assert reloaded.getK() == k and reloaded.pc.numCols == k
+
+    def project(model: PCAModel) -> np.ndarray:
+        rows = model.transform(data).select(vector_to_array("pca_vector").alias("p")).collect()
+        return np.asarray([r.p for r in rows])
+
+    np.testing.assert_allclose(project(reloaded), project(direct), atol=1e-6)
