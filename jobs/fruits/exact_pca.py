@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import numpy as np
-from pyspark import keyword_only
+from pyspark import SparkContext, keyword_only
 from pyspark.ml import Estimator
 from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel
@@ -85,13 +85,22 @@ class ExactPCA(Estimator, HasInputCol, HasOutputCol):
         if not 1 <= k <= len(cov):
             raise ValueError(f"k = {k} out of range [1, {len(cov)}]")
         pc, shares = principal_components(cov, k)
-        sc = dataset.sparkSession.sparkContext
-        java_model = sc._jvm.org.apache.spark.ml.feature.PCAModel(
-            self.uid,
-            _py2java(sc, DenseMatrix(len(pc), k, pc.flatten(order="F").tolist())),
-            _py2java(sc, DenseVector(shares.tolist())),
-        )
-        model = PCAModel(java_model)
-        model._set(k=k, inputCol=self.getInputCol(), outputCol=self.getOutputCol())
-        model._transfer_params_to_java()
-        return model
+        return pca_model(self.uid, pc, shares, self.getInputCol(), self.getOutputCol())
+
+
+def pca_model(
+    uid: str, pc: np.ndarray, shares: np.ndarray, input_col: str, output_col: str
+) -> PCAModel:
+    """A genuine Spark ``PCAModel`` (built through its JVM constructor) from components
+    (``d × k``, one per column) and their explained-variance shares."""
+    sc = SparkContext.getOrCreate()
+    d, k = pc.shape
+    java_model = sc._jvm.org.apache.spark.ml.feature.PCAModel(
+        uid,
+        _py2java(sc, DenseMatrix(d, k, pc.flatten(order="F").tolist())),
+        _py2java(sc, DenseVector(np.asarray(shares).tolist())),
+    )
+    model = PCAModel(java_model)
+    model._set(k=k, inputCol=input_col, outputCol=output_col)
+    model._transfer_params_to_java()
+    return model

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pyspark import SparkContext
 from pyspark.ml.feature import PCA, PCAModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame, SparkSession
@@ -26,6 +25,7 @@ from pyspark.sql import functions as F
 from fruits import storage
 from fruits.config import DEFAULT_VARIANCE, FEATURE_DIM
 from fruits.errors import InputError
+from fruits.exact_pca import pca_model
 from fruits.reporting import count_by, run_stage, stage_parser
 
 
@@ -44,24 +44,15 @@ def first_components(model: PCAModel, k: int) -> PCAModel:
     """The model a fit with ``k`` would give, from a fit with more components.
 
     Spark's fit decomposes the whole covariance matrix and keeps the first k eigenvectors, so
-    truncating is exact and saves a second pass over the data. The result is a regular
-    ``PCAModel`` (Spark's own class, built through its JVM constructor).
+    truncating is exact and saves a second pass over the data.
     """
-    from pyspark.ml.common import _py2java
-    from pyspark.ml.linalg import DenseMatrix, DenseVector
-    from pyspark.ml.wrapper import JavaWrapper
-
-    sc = SparkContext.getOrCreate()
-    pc = model.pc.toArray()[:, :k]
-    java_model = JavaWrapper._new_java_obj(
-        "org.apache.spark.ml.feature.PCAModel",
+    return pca_model(
         model.uid,
-        _py2java(sc, DenseMatrix(*pc.shape, pc.ravel("F"))),
-        _py2java(sc, DenseVector(model.explainedVariance.toArray()[:k])),
+        model.pc.toArray()[:, :k],
+        model.explainedVariance.toArray()[:k],
+        model.getInputCol(),
+        model.getOutputCol(),
     )
-    truncated = PCAModel(java_model)
-    truncated.set(truncated.k, k)
-    return truncated.setInputCol(model.getInputCol()).setOutputCol(model.getOutputCol())
 
 
 def plot_cumulative(explained_variance: Sequence[float], k: int, variance: float | None) -> bytes:

@@ -21,6 +21,21 @@ PROJECT = "fruits-pipeline"
 EMR_PYTHON = "/usr/bin/python3.11"  # installed by bootstrap/install_python_deps.sh
 PROVIDED_BY_EMR = frozenset({"pyspark"})
 
+# Executors sized for TensorFlow in the Python workers. Each task slot runs one Python worker
+# that peaks at ~1.2 GB with MobileNetV2 loaded (bench/benchmark.py), outside the JVM heap:
+# YARN must grant it as memory overhead, or it kills the container in the middle of featurize.
+# 4 cores x 1.5 GB + 2 GB of heap = an 8 GB container: one per m5.xlarge core node (4 vCPU,
+# 12 GB for YARN), two per m5.2xlarge. The driver (cluster mode) loads the network too.
+EXECUTOR_CORES = 4
+PYTHON_WORKER_GB = 1.5
+EXECUTOR_CONF = {
+    "spark.executor.cores": str(EXECUTOR_CORES),
+    "spark.executor.memory": "2g",
+    "spark.executor.memoryOverhead": f"{int(EXECUTOR_CORES * PYTHON_WORKER_GB * 1024)}m",
+    "spark.driver.memory": "2g",
+    "spark.driver.memoryOverhead": f"{int(2 * PYTHON_WORKER_GB * 1024)}m",
+}
+
 
 def job_requirements() -> list[str]:
     """The project's runtime dependencies as pinned in pyproject.toml, minus EMR's Spark."""
@@ -35,7 +50,8 @@ def job_requirements() -> list[str]:
 
 
 def configurations() -> list[dict[str, Any]]:
-    """spark-env: PYSPARK_PYTHON; spark-defaults: the project's Spark settings."""
+    """spark-env: PYSPARK_PYTHON; spark-defaults: the project's Spark settings and the
+    executor sizing."""
     return [
         {
             "Classification": "spark-env",
@@ -51,7 +67,7 @@ def configurations() -> list[dict[str, Any]]:
         },
         {
             "Classification": "spark-defaults",
-            "Properties": {**SPARK_CONF, "spark.pyspark.python": EMR_PYTHON},
+            "Properties": {**SPARK_CONF, **EXECUTOR_CONF, "spark.pyspark.python": EMR_PYTHON},
         },
     ]
 

@@ -123,6 +123,13 @@ def test_every_node_installs_the_pinned_deps_for_python_3_11_and_spark_uses_it(e
     assert exports["PYSPARK_PYTHON"] == "/usr/bin/python3.11"
     defaults = by_class["spark-defaults"]["Properties"]
     assert defaults["spark.sql.sources.partitionOverwriteMode"] == "dynamic"
+    # One 4-core executor fits the default m5.xlarge core node: 12 GB for YARN containers,
+    # 1.2 GB measured per TensorFlow Python worker, outside the heap.
+    cores = int(defaults["spark.executor.cores"])
+    heap_mb = int(defaults["spark.executor.memory"].removesuffix("g")) * 1024
+    overhead_mb = int(defaults["spark.executor.memoryOverhead"].removesuffix("m"))
+    assert overhead_mb >= cores * 1.2 * 1024
+    assert heap_mb + overhead_mb <= 12 * 1024
 
 
 def test_each_stage_adds_one_spark_submit_step_in_cluster_mode(cluster):
