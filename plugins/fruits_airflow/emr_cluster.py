@@ -22,7 +22,7 @@ EMR_PYTHON = "/usr/bin/python3.11"  # installed by bootstrap/install_python_deps
 PROVIDED_BY_EMR = frozenset({"pyspark"})
 
 # Executors sized for TensorFlow in the Python workers. Each task slot runs one Python worker
-# that peaks at ~1.2 GB with MobileNetV2 loaded (bench/benchmark.py), outside the JVM heap:
+# that peaks at ~1.3 GB with MobileNetV2 loaded (bench/benchmark.py), outside the JVM heap:
 # YARN must grant it as memory overhead, or it kills the container in the middle of featurize.
 # 4 cores x 1.5 GB + 2 GB of heap = an 8 GB container: one per m5.xlarge core node (4 vCPU,
 # 12 GB for YARN), two per m5.2xlarge. The driver (cluster mode) loads the network too.
