@@ -11,6 +11,8 @@ WEIGHTS ?= $(if $(wildcard $(SHARED_WEIGHTS)),$(SHARED_WEIGHTS),imagenet)
 OUTPUT ?= output
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+# Absolute: Airflow task processes and spark-submit run from other folders.
+DATA_ENV = FRUITS_SAMPLE_DIR="$(abspath $(SAMPLE))" FRUITS_WEIGHTS="$(abspath $(SHARED_WEIGHTS))"
 
 .PHONY: help install run test bench lint format clean constraints
 
@@ -31,11 +33,10 @@ run: install  ## set up and run the local pipeline on the Fruits-360 sample
 
 test: install  ## run the whole test suite (real Spark, TensorFlow, Airflow, moto, Chromium)
 	scripts/install-browser.sh
-	FRUITS_SAMPLE_DIR="$(abspath $(SAMPLE))" FRUITS_WEIGHTS="$(abspath $(SHARED_WEIGHTS))" $(BIN)/pytest $(PYTEST_ARGS)
+	$(DATA_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install  ## benchmarks: featurization speed, broadcast, PCA, end to end (prints tables)
-	FRUITS_SAMPLE_DIR="$(abspath $(SAMPLE))" FRUITS_WEIGHTS="$(abspath $(SHARED_WEIGHTS))" \
-		$(BIN)/python bench/benchmark.py $(BENCH_ARGS)
+	$(DATA_ENV) $(BIN)/python bench/benchmark.py $(BENCH_ARGS)
 
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -31,6 +31,17 @@ UP_TO_PCA = STAGE_NAMES[: STAGE_NAMES.index("pca") + 1]
 AFTER_PCA = STAGE_NAMES[len(UP_TO_PCA) :]
 
 
+def local_dag(monkeypatch: pytest.MonkeyPatch, images: Path, output: Path, weights: Path):
+    """The DAG parsed as the local twin, reading ``images`` and writing under ``output``."""
+    return parse_dag(
+        monkeypatch,
+        FRUITS_EXECUTION="local",
+        FRUITS_INPUT=str(images),
+        FRUITS_OUTPUT=str(output),
+        FRUITS_WEIGHTS=str(weights),
+    )
+
+
 def report(output: Path, ds: str, stage: str) -> dict[str, Any]:
     return json.loads((output / "reports" / f"ds={ds}" / f"{stage}.json").read_text())
 
@@ -58,13 +69,7 @@ def runs(module_monkeypatch, sample_dir, weights_path, tmp_path_factory) -> Runs
     root = tmp_path_factory.mktemp("local-twin")
     images = copy_subset(sample_dir, root / "images", CLASSES, per_class=PER_CLASS)
     output = root / "output"
-    dag = parse_dag(
-        module_monkeypatch,
-        FRUITS_EXECUTION="local",
-        FRUITS_INPUT=str(images),
-        FRUITS_OUTPUT=str(output),
-        FRUITS_WEIGHTS=str(weights_path),
-    )
+    dag = local_dag(module_monkeypatch, images, output, weights_path)
     scheduled = dag.test(logical_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
     first = states(scheduled)
     day_1_reports = output / "reports" / f"ds={DAY_1}"
@@ -117,13 +122,7 @@ def test_a_run_without_logical_date_writes_under_the_day_it_ran(
     null``) gives a run with no ``ds``: it partitions by its ``run_after`` day, never ds=None."""
     images = copy_subset(sample_dir, tmp_path / "images", CLASSES[:1], per_class=1)
     output = tmp_path / "output"
-    dag = parse_dag(
-        monkeypatch,
-        FRUITS_EXECUTION="local",
-        FRUITS_INPUT=str(images),
-        FRUITS_OUTPUT=str(output),
-        FRUITS_WEIGHTS=str(weights_path),
-    )
+    dag = local_dag(monkeypatch, images, output, weights_path)
     run = dag.test(
         logical_date=None,
         run_after=dt.datetime(2024, 3, 5, 23, 30, tzinfo=dt.UTC),
