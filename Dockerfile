@@ -75,8 +75,8 @@ COPY --chown=airflow:0 docker/check_requirements.py docker/
 # Airflow, the FAB auth manager, the Postgres driver, and what they need) is missing or at a
 # version its dependents exclude. A plain `pip check` follows for the record only: the image
 # carries many providers the pipeline never imports, and a conflict there must not block it.
-RUN mkdir -p jobs/fruits \
-    && touch jobs/fruits/__init__.py \
+RUN mkdir -p jobs/fruits jobs/fruits_airflow \
+    && touch jobs/fruits/__init__.py jobs/fruits_airflow/__init__.py \
     && pip uninstall --yes aiobotocore \
     && pip install --no-cache-dir \
         "apache-airflow[fab,postgres]==${AIRFLOW_VERSION}" \
@@ -96,7 +96,7 @@ COPY --chown=airflow:0 conf/ conf/
 # Fail the build, not the first DAG run, if the pipeline's runtime is incomplete.
 RUN "${JAVA_HOME}/bin/java" -version \
     && spark-submit --version \
-    && python -c "import fruits.local, fruits.stages, pyspark, tensorflow, psycopg2" \
+    && python -c "import fruits.local, fruits.stages, fruits_airflow.artifacts, pyspark, tensorflow, psycopg2" \
     && python -c "import airflow.providers.amazon, airflow.providers.fab.auth_manager.fab_auth_manager"
 
 WORKDIR /opt/airflow

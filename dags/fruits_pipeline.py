@@ -11,7 +11,7 @@ On EMR (``FRUITS_EXECUTION=emr``)::
 create_cluster reuses an active cluster tagged with the run; a failed step sensor logs the
 step's FailureDetails and stderr tail (fruits_airflow.emr_runtime).
 
-Local twin (``FRUITS_EXECUTION=local``; the default when no ``aws_default`` connection exists)::
+Local twin (``FRUITS_EXECUTION=local``, the default; the graph depends on the environment only)::
 
     validate_params → load → featurize → pca → train   (spark-submit on the Airflow worker)
 

@@ -1,4 +1,4 @@
-"""A real Airflow for the DAG tests: throwaway AIRFLOW_HOME, SQLite, the repo's dags/ and plugins/.
+"""A real Airflow for the DAG tests: throwaway AIRFLOW_HOME, SQLite, the repo's dags/.
 
 Airflow reads its settings once, on import: they are set here, when pytest imports this file,
 before any test module imports Airflow.
@@ -17,7 +17,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO_ROOT / "dags"
-PLUGINS_FOLDER = REPO_ROOT / "plugins"
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="fruits-airflow-home-"))
 
 if "airflow" in sys.modules:  # its settings would already point at the developer's Airflow
@@ -27,14 +26,10 @@ os.environ.update(
     {
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
     }
 )
-# Airflow itself puts plugins/ on sys.path; the tests import fruits_airflow before it does.
-if str(PLUGINS_FOLDER) not in sys.path:
-    sys.path.insert(0, str(PLUGINS_FOLDER))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
-from pathlib import Path
 
 import pytest
 from airflow.providers.amazon.aws.operators.emr import (
@@ -149,25 +147,14 @@ def test_a_trigger_with_bad_params_is_refused(emr_dag, conf):
         emr_dag.test(logical_date=dt.datetime(2024, 2, 1, tzinfo=dt.UTC), run_conf=conf)
 
 
-def test_without_a_setting_or_aws_connection_the_local_twin_is_built(monkeypatch):
-    for name in ("FRUITS_EXECUTION", "AIRFLOW_VAR_FRUITS_EXECUTION", "AIRFLOW_CONN_AWS_DEFAULT"):
-        monkeypatch.delenv(name, raising=False)
-    assert upstreams(parse_dag(monkeypatch)) == local_upstreams()
-
-
-def test_an_aws_connection_makes_emr_the_default(monkeypatch):
-    monkeypatch.delenv("FRUITS_EXECUTION", raising=False)
-    monkeypatch.delenv("AIRFLOW_VAR_FRUITS_EXECUTION", raising=False)
-    dag = parse_dag(monkeypatch, AIRFLOW_CONN_AWS_DEFAULT='{"conn_type": "aws"}')
-    assert upstreams(dag) == emr_upstreams()
-
-
-def test_the_fruits_execution_variable_overrides_the_default(monkeypatch):
+def test_without_fruits_execution_the_local_twin_is_built_even_with_aws_configured(monkeypatch):
+    """The graph is decided from the environment alone: an aws_default connection or a
+    fruits_execution Variable (which would need the metadata database) changes nothing."""
     monkeypatch.delenv("FRUITS_EXECUTION", raising=False)
     dag = parse_dag(
         monkeypatch,
         AIRFLOW_CONN_AWS_DEFAULT='{"conn_type": "aws"}',
-        AIRFLOW_VAR_FRUITS_EXECUTION="local",
+        AIRFLOW_VAR_FRUITS_EXECUTION="emr",
     )
     assert upstreams(dag) == local_upstreams()
 
@@ -179,12 +166,23 @@ def test_an_unknown_execution_mode_is_an_import_error_that_says_why(monkeypatch)
     assert "must be 'emr' or 'local', got 'kubernetes'" in error
 
 
-def test_the_plugin_manager_does_not_load_fruits_airflow_as_plugins():
-    """plugins/.airflowignore: the package is imported by the DAG, never as top-level modules."""
-    from airflow import plugins_manager
+@pytest.mark.parametrize("mode", ["emr", "local", None])
+def test_parsing_the_dag_file_reads_nothing_from_the_database(monkeypatch, mode):
+    """No Variable, no Connection, no SQL while the file is parsed (every dag-processor loop)."""
+    from airflow import settings
+    from airflow.sdk import Connection, Variable
+    from sqlalchemy import event
 
-    assert plugins_manager.get_import_errors() == {}
-    package = Path(__file__).resolve().parents[2] / "plugins" / "fruits_airflow"
-    modules = {file.stem for file in package.glob("*.py")} - {"__init__"}
-    assert "residency" in modules
-    assert not modules & set(sys.modules)
+    def refuse(*args, **kwargs):
+        raise AssertionError("the DAG file touched the metadata database while being parsed")
+
+    monkeypatch.setattr(Variable, "get", refuse)
+    monkeypatch.setattr(Connection, "get", refuse)
+    monkeypatch.delenv("FRUITS_EXECUTION", raising=False)
+    env = {"FRUITS_EXECUTION": mode} if mode else {}
+    event.listen(settings.engine, "before_cursor_execute", refuse)
+    try:
+        dag = parse_dag(monkeypatch, FRUITS_DEFERRABLE="false", **env)
+    finally:
+        event.remove(settings.engine, "before_cursor_execute", refuse)
+    assert set(dag.tags) == {"fruits", mode or "local"}

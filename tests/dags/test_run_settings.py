@@ -13,26 +13,17 @@ from fruits_airflow.run_params import InvalidRun, validate_emr, validate_local
 NO_VARIABLE = {}.get
 
 
-def no_connection(conn_id: str) -> bool:
-    return False
-
-
-def a_connection(conn_id: str) -> bool:
-    return conn_id == "aws_default"
-
-
 @pytest.mark.parametrize(
-    ("env", "variables", "connection", "mode"),
+    ("env", "mode"),
     [
-        ({}, {}, no_connection, Mode.LOCAL),
-        ({}, {}, a_connection, Mode.EMR),
-        ({}, {"fruits_execution": "local"}, a_connection, Mode.LOCAL),
-        ({"FRUITS_EXECUTION": "EMR"}, {"fruits_execution": "local"}, no_connection, Mode.EMR),
+        ({}, Mode.LOCAL),
+        ({"FRUITS_EXECUTION": "EMR"}, Mode.EMR),
+        ({"FRUITS_EXECUTION": "local"}, Mode.LOCAL),
     ],
-    ids=["default-local", "aws-connection", "variable-wins", "env-wins"],
+    ids=["default-local", "emr", "local"],
 )
-def test_execution_mode_env_then_variable_then_aws_connection(env, variables, connection, mode):
-    assert resolve_mode(env, variables.get, connection) is mode
+def test_execution_mode_comes_from_the_environment_only(env, mode):
+    assert resolve_mode(env) is mode
 
 
 def test_parse_time_knobs():

@@ -370,7 +370,6 @@ def test_project_folders_are_mounted(services, image_layout):
         "/opt/airflow/dags": ("./dags", "rw"),
         "/opt/airflow/logs": ("./logs", "rw"),
         "/opt/airflow/config": ("./config", "rw"),
-        "/opt/airflow/plugins": ("./plugins", "rw"),
         str(IMAGE_REPO / "jobs"): ("./jobs", "ro"),
         str(IMAGE_REPO / "output"): ("./output", "rw"),
         str(IMAGE_SHARED): ("../shared", "ro"),
@@ -378,7 +377,7 @@ def test_project_folders_are_mounted(services, image_layout):
     for target, mount in expected.items():
         assert targets.get(target) == mount, target
     # The source folders are in the repository ...
-    for folder in ("dags", "jobs", "plugins"):
+    for folder in ("dags", "jobs"):
         assert (REPO_ROOT / folder).is_dir(), folder
     # ... jobs/ is mounted where the image's installed `fruits` looks for the stage scripts ...
     assert image_layout["jobs"] == str(IMAGE_REPO / "jobs")

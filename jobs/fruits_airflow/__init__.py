@@ -10,6 +10,5 @@
 * :mod:`~fruits_airflow.local_stages` — the local twin's stage runner;
 * :mod:`~fruits_airflow.uris` — S3 URI helpers.
 
-Airflow puts ``plugins/`` on ``sys.path``; ``plugins/.airflowignore`` keeps the plugin manager
-from importing these modules a second time as plugins.
+An installed package beside ``fruits`` (``pip install -e .``), imported by the DAG file.
 """
