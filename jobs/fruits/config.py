@@ -29,6 +29,13 @@ DEFAULT_WEIGHTS = "imagenet"
 # memory ~0.7 GB lower (activations of 224x224 images): measured by bench/benchmark.py.
 INFERENCE_BATCH_SIZE = 16
 ARROW_BATCH_ROWS = 256
+# Featurize sizes its Arrow batches by bytes too: at most this much encoded image data per batch
+# (rows = this / the mean file size, capped at ARROW_BATCH_ROWS), so 5 MB phone photos do not
+# put 256 x 5 MB into a Python worker at once.
+ARROW_BATCH_MAX_BYTES = 64 * 1024 * 1024
+# Measured peak resident memory of one featurize Python worker with MobileNetV2 built
+# (bench/benchmark.py, 100x100 JPEGs, inference batch 16); the Arrow batch comes on top.
+PYTHON_WORKER_PEAK_BYTES = 1_300 * 1024 * 1024
 # Images per featurize task (at least two tasks per core are made, for balance).
 ROWS_PER_TASK = 1024
 # TensorFlow threads per Python worker (one Spark task = one core by default).
