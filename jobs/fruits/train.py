@@ -5,7 +5,7 @@ The whole model is one ``pyspark.ml`` pipeline (:mod:`fruits.classifier`) fitted
 model and the saved folder is self-contained. It is evaluated on the ``Test`` split; Test images
 also present in Training (same content hash) and classes never trained on are left out, counted.
 
-Output folder, published atomically:
+Output folder (the date's current ``model`` run, published through its pointer):
 
 * ``model/`` — the fitted ``PipelineModel`` (input column ``vector`` =
   ``array_to_vector("features")``);
@@ -28,7 +28,7 @@ from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from fruits import evaluation, novelty, storage
+from fruits import corpus, evaluation, job, novelty, storage
 from fruits.classifier import (
     CLASSIFIERS,
     INPUT_COL,
@@ -45,7 +45,7 @@ from fruits.config import (
     TRAIN_SPLIT,
 )
 from fruits.errors import InputError
-from fruits.reporting import run_stage, stage_parser
+from fruits.pca import earlier_run, fingerprint
 
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 MAX_LISTED_ERRORS = 50
@@ -159,26 +159,34 @@ def _fit(train: DataFrame, config: ClassifierConfig, split: str, input_uri: str)
 
 def run(
     spark: SparkSession,
-    input_uri: str,
-    output_uri: str,
+    run: job.JobRun,
     config: ClassifierConfig | None = None,
     train_split: str = TRAIN_SPLIT,
     eval_split: str = EVAL_SPLIT,
 ) -> dict[str, Any]:
-    """Fit on ``train_split``, evaluate on ``eval_split``; publish model, report and plot."""
+    """Fit on ``train_split`` of the corpus, evaluate on ``eval_split``; publish model,
+    reference set, report and plot as the date's ``model`` run (or make the earlier run that
+    saw the same corpus with the same settings current again); return the stage report."""
     config = config or ClassifierConfig()
     if config.classifier not in CLASSIFIERS:
         raise InputError(f"--classifier must be one of {CLASSIFIERS}, got {config.classifier!r}")
     if config.k < 1:
         raise InputError(f"--k must be at least 1, got {config.k}")
-    if not storage.exists(spark, input_uri):
-        raise InputError(f"input not found: {input_uri} (run the featurize stage first)")
-    data = spark.read.parquet(input_uri).select(
+    features = corpus.current_features(spark, run.paths)
+    settings = {**config.as_dict(), "train_split": train_split, "eval_split": eval_split}
+    key = fingerprint(features, settings)
+    earlier = earlier_run(run.paths.dataset("model"), key)
+    if earlier is not None:
+        published = run.reuse("model", earlier, {"input": key})
+        report = storage.read_json(storage.join(earlier.uri, "report.json"))
+        return {**summary(report), "output": published.uri, "reused": earlier.partition}
+    data = features.select(
         "image_id", "path", "label", "split", array_to_vector("features").alias(INPUT_COL)
     )
     train = _split(data, train_split).dropDuplicates(["image_id", "label"]).cache()
+    output = run.output("model")
     try:
-        n_train, labels, fitted, model = _fit(train, config, train_split, input_uri)
+        n_train, labels, fitted, model = _fit(train, config, train_split, run.paths.root)
         held_out = _split(data, eval_split).dropDuplicates(["image_id", "label"])
         seen = F.col("label").isin(labels)
         in_training = held_out.join(train.select("image_id"), "image_id", "left_semi")
@@ -187,8 +195,8 @@ def run(
         metrics = evaluate(model, test, labels) if n_test else None
         reference = reference_sample(train, REFERENCE_PER_CLASS).cache()
         report = {
-            "input": input_uri,
-            "output": output_uri,
+            "output": output,
+            "reused": None,
             "train_split": train_split,
             "eval_split": eval_split,
             "classes": len(labels),
@@ -205,20 +213,20 @@ def run(
             "test": _without_matrix(metrics),
             "novelty": novelty_report(reference, test),
         }
-        with storage.staged(spark, output_uri) as staging:
-            model.write().overwrite().save(f"{staging}/model")
-            reference.write.mode("overwrite").parquet(f"{staging}/reference")
-            storage.write_json(spark, f"{staging}/report.json", report)
-            if metrics is not None:
-                title = (
-                    f"{eval_split}: accuracy {metrics['accuracy']:.1%}, "
-                    f"macro-F1 {metrics['macro_f1']:.3f} ({n_test} images)"
-                )
-                plot = evaluation.plot_confusion(metrics["matrix"], labels, title)
-                storage.write_bytes(spark, f"{staging}/confusion_matrix.png", plot)
+        model.write().save(f"{output}/model")
+        reference.write.parquet(f"{output}/reference")
+        storage.write_json(f"{output}/report.json", report)
+        if metrics is not None:
+            title = (
+                f"{eval_split}: accuracy {metrics['accuracy']:.1%}, "
+                f"macro-F1 {metrics['macro_f1']:.3f} ({n_test} images)"
+            )
+            plot = evaluation.plot_confusion(metrics["matrix"], labels, title)
+            storage.write_bytes(f"{output}/confusion_matrix.png", plot)
         reference.unpersist()
     finally:
         train.unpersist()
+    run.publish("model", n_train, {"input": key})
     return summary(report)
 
 
@@ -243,7 +251,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     defaults = ClassifierConfig()
-    p = stage_parser("Train and evaluate the fruit classifier (pyspark.ml pipeline).")
+    p = job.parser("Train and evaluate the fruit classifier (pyspark.ml pipeline).")
     p.add_argument("--classifier", choices=CLASSIFIERS, default=defaults.classifier)
     p.add_argument("--k", type=int, default=defaults.k, help="PCA components (default %(default)s)")
     p.add_argument(
@@ -276,9 +284,9 @@ def _config(args: argparse.Namespace) -> ClassifierConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    return run_stage(
+    return job.run_job(
         "train",
         argv,
         parser(),
-        lambda spark, a: run(spark, a.input, a.output, _config(a), a.train_split, a.eval_split),
+        lambda spark, run_, a: run(spark, run_, _config(a), a.train_split, a.eval_split),
     )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import fruits
 from fruits.config import DEFAULT_WEIGHTS
-from fruits.local import JOBS_DIR
+from fruits.layout import JOBS_DIR
 from fruits.stages import STAGES
 from fruits_airflow.uris import is_s3, s3_uri, split_s3
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from fruits.config import DEFAULT_WEIGHTS
-from fruits.local import DEFAULT_INPUT, REPO_ROOT
+from fruits.layout import DEFAULT_INPUT, DEFAULT_OUTPUT
 from fruits_airflow.uris import s3_uri, split_s3
 
 AWS_CONN_ID = "aws_default"
@@ -129,6 +128,6 @@ def local_settings(env: Mapping[str, str] | None = None) -> LocalSettings:
     env = os.environ if env is None else env
     return LocalSettings(
         input=env.get("FRUITS_INPUT") or str(DEFAULT_INPUT),
-        output_root=env.get("FRUITS_OUTPUT") or str(Path(REPO_ROOT) / "output"),
+        output_root=env.get("FRUITS_OUTPUT") or str(DEFAULT_OUTPUT),
         weights=env.get("FRUITS_WEIGHTS") or DEFAULT_WEIGHTS,
     )

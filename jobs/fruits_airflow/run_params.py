@@ -97,7 +97,7 @@ class RunRequest:
     core_spot: bool = False
 
     def paths(self, ds: str) -> RunPaths:
-        return RunPaths(input=self.input, root=self.output_root, ds=ds)
+        return RunPaths(inputs=(self.input,), root=self.output_root, ds=ds)
 
     def options(self) -> PipelineOptions:
         return PipelineOptions(weights=self.weights, k=self.k, variance=self.variance)

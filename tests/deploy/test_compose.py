@@ -576,14 +576,14 @@ import json, site, sys, sysconfig
 # The simulated image's site-packages first, then the virtualenv's (third-party imports only).
 site.addsitedir(sys.argv[1])
 site.addsitedir(sysconfig.get_paths()["purelib"])
-from fruits import local, stages
+from fruits import layout, stages
 print(json.dumps({
-    "file": local.__file__,
-    "repo": str(local.REPO_ROOT),
-    "jobs": str(local.JOBS_DIR),
-    "scripts": [str(local.JOBS_DIR / stage.script) for stage in stages.STAGES],
-    "input": str(local.DEFAULT_INPUT),
-    "output": local.parser().get_default("output"),
+    "file": layout.__file__,
+    "repo": str(layout.REPO_ROOT),
+    "jobs": str(layout.JOBS_DIR),
+    "scripts": [str(layout.JOBS_DIR / stage.script) for stage in stages.STAGES],
+    "input": str(layout.DEFAULT_INPUT),
+    "output": str(layout.DEFAULT_OUTPUT),
 }))
 """
 
@@ -661,7 +661,7 @@ def test_editable_install_layout_of_the_image(image_layout):
     """The installed `fruits` is the code under /opt/fruits/repo/jobs (what compose mounts), the
     copied conf/ sits where fruits-local points SPARK_CONF_DIR, and the project's defaults land
     on the image's mounts."""
-    assert image_layout["file"] == str(IMAGE_REPO / "jobs" / "fruits" / "local.py")
+    assert image_layout["file"] == str(IMAGE_REPO / "jobs" / "fruits" / "layout.py")
     assert image_layout["repo"] == str(IMAGE_REPO)
     assert image_layout["jobs"] == str(IMAGE_REPO / "jobs")
     scripts = [PurePosixPath(script) for script in image_layout["scripts"]]
@@ -669,7 +669,7 @@ def test_editable_install_layout_of_the_image(image_layout):
     assert all(script.parent == IMAGE_REPO / "jobs" for script in scripts)
     assert image_layout["input"] == str(IMAGE_SHARED / "data" / "fruits360-sample")
     assert image_layout["output"] == str(IMAGE_REPO / "output")
-    local_source = (REPO_ROOT / "jobs" / "fruits" / "local.py").read_text()
+    local_source = (REPO_ROOT / "jobs" / "fruits" / "layout.py").read_text()
     if '"conf" / "spark"' in local_source:
         assert (REPO_ROOT / "conf" / "spark").is_dir()
         copies = [rest for k, rest in dockerfile_instructions() if k == "COPY"]

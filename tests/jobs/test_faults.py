@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from fruits import load
-from fruits.local import JOBS_DIR, REPO_ROOT, spark_submit
+from fruits.layout import JOBS_DIR, REPO_ROOT, spark_submit
 from fruits.stages import RunPaths
 from samples import copy_subset
 
