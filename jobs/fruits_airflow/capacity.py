@@ -320,7 +320,9 @@ def summary(capacity: Capacity) -> str:
         f"  primary    1 x {primary.name}, on demand",
         f"  core       {shape.core_count} x {node.name}, on demand "
         f"(YARN {node.yarn_mb} MB, {node.vcpus} vCPU each)",
-        f"  task       {shape.task_count} x {node.name}, {market}",
+        f"  task       {shape.task_count} x {node.name}, {market}"
+        if shape.task_count
+        else "  task       none",
     ]
     if sizing is not None:
         python = sizing.executor_overhead_mb - jvm_overhead_mb(sizing.executor_heap_mb)
