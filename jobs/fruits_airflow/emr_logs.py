@@ -166,10 +166,13 @@ def step_failure_report(
     return "\n".join(lines)
 
 
-def cluster_failure_report(emr: Any, s3: S3Hook, cluster_id: str) -> str:
-    """Why a cluster did not start: its state, EMR's reason, a failed bootstrap's stderr."""
+def cluster_failure_report(
+    emr: Any, s3: S3Hook, cluster_id: str, status: dict[str, Any] | None = None
+) -> str:
+    """Why a cluster did not start: its state (``status``, else the current one), EMR's reason,
+    a failed bootstrap's stderr."""
     cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
-    status = cluster["Status"]
+    status = status or cluster["Status"]
     reason = status.get("StateChangeReason") or {}
     lines = [
         f"EMR cluster {cluster_id}: {status['State']}",

@@ -116,10 +116,14 @@ class RunClusterCreateOperator(EmrCreateJobFlowOperator):
     def _explain(self, cluster_id: str, error: WaiterError) -> NoReturn:
         """Log why the cluster failed; raise :class:`ClusterFailed` unless it may be transient."""
         emr = self.hook.conn
-        status = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]
+        # The state that stopped the waiter (the provider may have begun a termination since).
+        waited = (getattr(error, "last_response", None) or {}).get("Cluster") or {}
+        status = (
+            waited.get("Status") or emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]
+        )
         try:
             s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-            self.log.error("%s", emr_logs.cluster_failure_report(emr, s3, cluster_id))
+            self.log.error("%s", emr_logs.cluster_failure_report(emr, s3, cluster_id, status))
         except Exception as failure:  # the report must never hide the failure itself
             self.log.warning("could not read the cluster's logs: %s", failure)
         if is_transient(status):

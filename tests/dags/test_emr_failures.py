@@ -15,14 +15,17 @@ from airflow.providers.amazon.aws.hooks.emr import EmrHook
 from aws_fakes import (
     BUCKET,
     DRIVER_TRACEBACK,
+    LOG_PREFIX,
     REGION,
     SPARK_AFTER,
     STEP_FAILURE_REASON,
     create_bucket,
     emr_backend,
     fake_aws,
+    put_log,
     steps_finish,
 )
+from botocore.exceptions import WaiterError
 from dag_harness import parse_dag, states
 
 from fruits.stages import STAGES
@@ -139,6 +142,53 @@ def test_a_failed_creation_is_retried_on_the_same_cluster_then_the_teardown_ends
     (cluster,) = emr_backend().clusters.values()  # one cluster for the four tries
     emr = boto3.client("emr", region_name=REGION)
     assert emr.describe_cluster(ClusterId=cluster.id)["Cluster"]["Status"]["State"] == "TERMINATED"
+
+
+def test_a_bootstrap_failure_is_logged_with_its_stderr_and_not_retried(emr_dag, capsys, caplog):
+    """The cluster ends TERMINATED_WITH_ERRORS (what the waiter saw): create_cluster logs EMR's
+    reason and the bootstrap action's stderr and fails once — another try would fail the same."""
+    real_get_waiter = EmrHook.get_waiter
+    bootstrap_error = "fruits bootstrap: not at constraints.txt's versions: numpy==2.1.0"
+    failed = {
+        "State": "TERMINATED_WITH_ERRORS",
+        "StateChangeReason": {
+            "Code": "BOOTSTRAP_FAILURE",
+            "Message": "On the master instance (i-0abc), bootstrap action 1 returned a non-zero "
+            "return code",
+        },
+    }
+
+    def bootstrap_fails(**kwargs):
+        cluster_id = kwargs["ClusterId"]
+        put_log(
+            f"{LOG_PREFIX}/{cluster_id}/node/i-0abc/bootstrap-actions/1/stderr.gz",
+            f"{bootstrap_error}\n",
+        )
+        raise WaiterError(
+            "JobFlowWaiting", "terminal failure state", {"Cluster": {"Status": failed}}
+        )
+
+    def waiter_that_fails(hook, name, *args, **kwargs):
+        waiter = real_get_waiter(hook, name, *args, **kwargs)
+        if name == "job_flow_waiting":
+            waiter.wait = mock.Mock(side_effect=bootstrap_fails)
+        return waiter
+
+    with mock.patch.object(EmrHook, "get_waiter", waiter_that_fails):
+        run = emr_dag.test(logical_date=LOGICAL_DATE)
+
+    assert states(run)["create_cluster"] == "failed"
+    assert run.get_task_instance("create_cluster").try_number == 1  # not retried
+    (cluster,) = emr_backend().clusters.values()
+    assert cluster.state == "TERMINATED"  # the provider ended it; the teardown had nothing left
+    log = capsys.readouterr().out + caplog.text
+    for text in (
+        "BOOTSTRAP_FAILURE",
+        "bootstrap action 1 returned",
+        bootstrap_error,
+        "not retried",
+    ):
+        assert text in log, text
 
 
 @pytest.mark.parametrize(
