@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.sdk.exceptions import AirflowException
 from aws_fakes import (
     BUCKET,
     CLIENT_MODE_STDERR,
@@ -24,7 +25,7 @@ from aws_fakes import (
 )
 
 from fruits_airflow import emr_logs
-from fruits_airflow.emr_runtime import in_flight_step, is_transient
+from fruits_airflow.emr_runtime import RunStepSensor, StepFailed, in_flight_step, is_transient
 
 
 def test_the_traceback_is_the_drivers_last_one_without_sparks_records_around_it():
@@ -188,3 +189,27 @@ def test_a_step_still_pending_or_running_is_found_by_name_not_added_twice(cluste
     assert again != failed
     assert in_flight_step(emr, cluster_id, "fruits featurize ds=2024-03-05") == again
     assert in_flight_step(emr, cluster_id, "fruits pca ds=2024-03-05") is None
+
+
+def test_a_deferred_sensor_fails_a_failed_step_for_good_and_any_other_error_as_usual(cluster):
+    """After the triggerer: a failed step raises StepFailed (no retry) with the traceback
+    logged; a failure of the wait itself stays an ordinary error, which Airflow retries."""
+    _, _, cluster_id, step_id = cluster
+    write_client_mode_logs(cluster_id, step_id)
+    sensor = RunStepSensor(
+        task_id="wait_for_featurize",
+        job_flow_id=cluster_id,
+        step_id=step_id,
+        aws_conn_id="aws_default",
+        region_name=REGION,
+    )
+    sensor.log_wait_s = 0
+    event = {"status": "failure", "message": "Waiter StepComplete failed"}
+    with pytest.raises(StepFailed, match=f"EMR step {step_id} FAILED") as failed:
+        sensor.execute_complete({}, event)
+    assert "not retried" in str(failed.value)
+
+    emr_backend().clusters[cluster_id].steps[0].state = "RUNNING"  # the wait gave up early
+    with pytest.raises(AirflowException) as waited:
+        sensor.execute_complete({}, event)
+    assert not isinstance(waited.value, StepFailed)
