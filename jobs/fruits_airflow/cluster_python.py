@@ -17,7 +17,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from fruits.local import REPO_ROOT
+from fruits.layout import REPO_ROOT
 
 PROJECT = "fruits-pipeline"
 EMR_VENV = "/opt/fruits/venv"

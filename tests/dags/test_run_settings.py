@@ -90,7 +90,7 @@ def test_a_local_run_reads_the_default_folder_and_resolves_paths(local):
     assert request.input == local.input
     assert request.output_root == str(Path("out").resolve())
     assert (request.weights, request.k, request.variance) == ("imagenet", None, 0.9)
-    assert request.paths("2024-01-01").features.endswith("out/features/ds=2024-01-01")
+    assert request.paths("2024-01-01").partition("features").endswith("out/features/ds=2024-01-01")
 
 
 @pytest.mark.parametrize(
