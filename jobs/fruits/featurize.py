@@ -226,7 +226,7 @@ def run(
         .alias("new_status"),
         F.when(is_loaded, "featurize").otherwise(F.col("stage")).alias("new_stage"),
         F.when(is_loaded, F.col("vector_reason")).otherwise(F.col("reason")).alias("new_reason"),
-        F.when(featurized, F.lit(facts.get("model_id"))).alias("model_id"),
+        F.when(featurized, F.lit(facts.get("model_id")).cast("string")).alias("model_id"),
     )
     rows = rows.drop("status", "stage", "reason").select(
         *[

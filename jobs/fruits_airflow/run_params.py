@@ -15,7 +15,9 @@ from typing import Any
 from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 
+from fruits import validation
 from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS, FEATURE_DIM
+from fruits.errors import InputError
 from fruits.stages import PipelineOptions, RunPaths
 from fruits_airflow import capacity
 from fruits_airflow.capacity import Capacity, ClusterShape, DeployMode, Workload
@@ -39,11 +41,13 @@ def dag_params(mode: Mode) -> dict[str, Param]:
     params = {
         "input": Param(
             None,
-            type=["null", "string"],
+            type=["null", "string", "array"],
             minLength=1,
-            title="Input images",
-            description="Training/<Class>/*.jpg … under a local folder (local) or an s3:// "
-            "prefix (EMR). Empty: the deployment's default (FRUITS_INPUT / fruits_input).",
+            items={"type": "string", "minLength": 1},
+            title="Input images (sources)",
+            description="A source's root, or a list of them: Training/<Class>/*.jpg … under a "
+            "local folder (local) or an s3:// prefix (EMR). Empty: the deployment's default "
+            "(FRUITS_INPUT / fruits_input; several roots separated by ',').",
         ),
         "weights": Param(
             None,
@@ -68,6 +72,13 @@ def dag_params(mode: Mode) -> dict[str, Param]:
             maximum=1,
             title="PCA explained-variance target",
             description="Smallest k whose cumulative explained variance reaches this.",
+        ),
+        "full_rescan": Param(
+            False,
+            type="boolean",
+            title="Re-read every input file",
+            description="Off: only files new or changed since earlier runs are read (a daily "
+            "run costs what the new photos cost). On: every file is read and hashed again.",
         ),
     }
     if mode is Mode.EMR:
@@ -104,50 +115,79 @@ def dag_params(mode: Mode) -> dict[str, Param]:
 class RunRequest:
     """A validated run: what to read, where to write, the knobs; JSON-able for XCom."""
 
-    input: str
+    inputs: tuple[str, ...]
     output_root: str
     weights: str
     k: int | None
     variance: float
+    full_rescan: bool = False
     core_instance_count: int = DEFAULT_CORE_INSTANCES
     task_instance_count: int = 0
     task_spot: bool = True
 
     def paths(self, ds: str) -> RunPaths:
-        return RunPaths(inputs=(self.input,), root=self.output_root, ds=ds)
+        return RunPaths(inputs=self.inputs, root=self.output_root, ds=ds)
 
     def options(self) -> PipelineOptions:
-        return PipelineOptions(weights=self.weights, k=self.k, variance=self.variance)
+        return PipelineOptions(
+            weights=self.weights, k=self.k, variance=self.variance, full_rescan=self.full_rescan
+        )
 
     def s3_buckets(self) -> set[str]:
         """Every bucket the run reads or writes."""
-        uris = (self.input, self.output_root, self.weights)
+        uris = (*self.inputs, self.output_root, self.weights)
         return {split_s3(uri)[0] for uri in uris if is_s3(uri)}
 
     @classmethod
     def from_xcom(cls, values: Mapping[str, Any]) -> RunRequest:
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        request = {f.name: values[f.name] for f in fields(cls)}
+        return cls(**{**request, "inputs": tuple(request["inputs"])})
+
+
+def requested_inputs(params: Mapping[str, Any], default: str) -> list[str]:
+    """The run's source roots: the ``input`` param (one or a list), else the deployment's
+    default (several separated by ',')."""
+    given = params.get("input")
+    if isinstance(given, str):
+        given = [given]
+    roots = given or [root for root in default.split(",") if root.strip()]
+    return [root.strip() for root in roots]
+
+
+def _checked(roots: list[str]) -> None:
+    try:
+        validation.inputs(roots)
+    except InputError as error:
+        raise InvalidRun(str(error)) from None
 
 
 def validate_local(params: Mapping[str, Any], settings: LocalSettings) -> RunRequest:
     """The local twin reads and writes local folders only."""
-    source = params.get("input") or settings.input
-    if is_s3(source):
-        raise InvalidRun(f"input {source!r}: a local run reads a local folder, not S3")
-    folder = Path(source.removeprefix("file://")).expanduser().resolve()
-    if not folder.is_dir():
-        raise InvalidRun(f"input folder {folder} not found (param input or FRUITS_INPUT)")
+    folders = []
+    for source in requested_inputs(params, settings.input):
+        if is_s3(source):
+            raise InvalidRun(f"input {source!r}: a local run reads a local folder, not S3")
+        folder = Path(source.removeprefix("file://")).expanduser().resolve()
+        if not folder.is_dir():
+            raise InvalidRun(f"input folder {folder} not found (param input or FRUITS_INPUT)")
+        folders.append(str(folder))
+    _checked(folders)
     weights = params.get("weights") or settings.weights
     if weights != DEFAULT_WEIGHTS:
         if is_s3(weights):
             raise InvalidRun(f"weights {weights!r}: a local run reads a local file, not S3")
         weights = str(_existing_file(weights, "weights (param weights or FRUITS_WEIGHTS)"))
+        try:
+            validation.weights(weights)
+        except InputError as error:
+            raise InvalidRun(str(error)) from None
     return RunRequest(
-        input=str(folder),
+        inputs=tuple(folders),
         output_root=str(Path(settings.output_root).expanduser().resolve()),
         weights=weights,
         k=params.get("k"),
         variance=params.get("variance", DEFAULT_VARIANCE),
+        full_rescan=bool(params.get("full_rescan", False)),
     )
 
 
@@ -160,12 +200,13 @@ def validate_emr(params: Mapping[str, Any], settings: AwsSettings) -> RunRequest
             "application master, and losing one fails the step); put Spot capacity on task "
             "nodes with task_instance_count (task_spot is on by default)"
         )
-    source = params.get("input") or settings.input
-    try:
-        split_s3(source)
-    except ValueError as error:
-        raise InvalidRun(f"input: an EMR run reads S3 — {error}") from None
-    _check_allowed(source, "input", settings)
+    sources = requested_inputs(params, settings.input)
+    for source in sources:
+        try:
+            split_s3(source)
+        except ValueError as error:
+            raise InvalidRun(f"input: an EMR run reads S3 — {error}") from None
+        _check_allowed(source, "input", settings)
     weights = params.get("weights") or settings.weights
     if is_s3(weights):
         try:
@@ -176,11 +217,12 @@ def validate_emr(params: Mapping[str, Any], settings: AwsSettings) -> RunRequest
     elif weights != DEFAULT_WEIGHTS:
         weights = str(local_weights_file(weights, settings.weights_dir))
     request = RunRequest(
-        input=source.rstrip("/"),
+        inputs=tuple(source.rstrip("/") for source in sources),
         output_root=settings.output_root,
         weights=weights,
         k=params.get("k"),
         variance=params.get("variance", DEFAULT_VARIANCE),
+        full_rescan=bool(params.get("full_rescan", False)),
         core_instance_count=params.get("core_instance_count", DEFAULT_CORE_INSTANCES),
         task_instance_count=params.get("task_instance_count", 0),
         task_spot=bool(params.get("task_spot", True)),

@@ -149,13 +149,14 @@ def test_sensors_and_cluster_waits_defer_when_asked(monkeypatch):
 
 
 def test_params_of_a_manual_run(emr_dag, local_dag):
-    common = {"input", "weights", "k", "variance"}
+    common = {"input", "weights", "k", "variance", "full_rescan"}
     assert set(local_dag.params) == common
     cluster = {"core_instance_count", "task_instance_count", "task_spot"}
     assert set(emr_dag.params) == common | cluster
     assert emr_dag.params["core_instance_count"] == 2
     assert emr_dag.params["task_instance_count"] == 0
     assert emr_dag.params["task_spot"] is True
+    assert local_dag.params["full_rescan"] is False
 
 
 @pytest.mark.parametrize(
@@ -167,6 +168,8 @@ def test_params_of_a_manual_run(emr_dag, local_dag):
         {"core_instance_count": 0},
         {"task_instance_count": -1},
         {"task_spot": "yes"},
+        {"full_rescan": "yes"},
+        {"input": [""]},
     ],
 )
 def test_a_trigger_with_bad_params_is_refused(emr_dag, conf):

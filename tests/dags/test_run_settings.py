@@ -87,7 +87,7 @@ def local(tmp_path: Path):
 
 def test_a_local_run_reads_the_default_folder_and_resolves_paths(local):
     request = validate_local({"k": None, "variance": 0.9}, local)
-    assert request.input == local.input
+    assert request.inputs == (local.input,)
     assert request.output_root == str(Path("out").resolve())
     assert (request.weights, request.k, request.variance) == ("imagenet", None, 0.9)
     assert request.paths("2024-01-01").partition("features").endswith("out/features/ds=2024-01-01")
@@ -132,7 +132,7 @@ def test_an_emr_run_reads_s3_and_takes_the_cluster_params(weights_path):
     settings = allowing(weights_path.parent)
     params = {"core_instance_count": 4, "task_instance_count": 2, "weights": str(weights_path)}
     request = validate_emr({**params, "task_spot": False, "k": 5}, settings)
-    assert request.input == "s3://fruits-prod/input"
+    assert request.inputs == ("s3://fruits-prod/input",)
     assert request.output_root == "s3://fruits-prod/output"
     assert request.weights == str(weights_path.resolve())  # uploaded by prepare
     assert (request.core_instance_count, request.task_instance_count) == (4, 2)
@@ -142,7 +142,7 @@ def test_an_emr_run_reads_s3_and_takes_the_cluster_params(weights_path):
     other = validate_emr(
         {"input": "s3://other-bucket/x/", "weights": "s3://w-bucket/m.h5"}, other_buckets
     )
-    assert other.input == "s3://other-bucket/x"
+    assert other.inputs == ("s3://other-bucket/x",)
     assert other.s3_buckets() == {"fruits-prod", "other-bucket", "w-bucket"}
     assert (other.task_instance_count, other.task_spot) == (0, True)
 
