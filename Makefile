@@ -38,8 +38,14 @@ test: install  ## run the whole test suite (real Spark, TensorFlow, Airflow, mot
 bench: install  ## benchmarks: featurization speed, broadcast, PCA, end to end (prints tables)
 	$(DATA_ENV) $(BIN)/python bench/benchmark.py $(BENCH_ARGS)
 
-lint: install  ## ruff lint and format check
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+SHELL_SCRIPTS := jobs/fruits_airflow/bootstrap/*.sh scripts/*.sh .ci/run
+
+lint: install  ## ruff lint and format check, mypy (strict), shellcheck when installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	@if command -v shellcheck >/dev/null; then shellcheck $(SHELL_SCRIPTS); \
+	else echo "shellcheck not installed: shell scripts not checked (apt-get install shellcheck)"; fi
 
 format: install  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
