@@ -31,7 +31,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/ensure-java.sh
 run: install  ## set up and run the local pipeline on the Fruits-360 sample
 	$(BIN)/fruits-local --input "$(SAMPLE)" --output "$(OUTPUT)" --weights "$(WEIGHTS)"
 
-test: install  ## run the whole test suite (real Spark, TensorFlow, Airflow, moto, Chromium)
+# `make lint` first: deterministic (pinned tools) and under a minute even with a cold mypy cache.
+test: install lint  ## lint, then the whole test suite (real Spark, TensorFlow, Airflow, moto, Chromium)
 	scripts/install-browser.sh
 	$(DATA_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
