@@ -76,7 +76,11 @@ def partition_date(ds: str | None, dag_run: Any) -> str:
 # EMR tasks ------------------------------------------------------------------------------------
 
 
-@task(task_id="validate_params")
+# Tasks returning a dict push it as one XCom (what the next tasks take), except prepare, whose
+# keys the operators read one by one (multiple_outputs=True).
+
+
+@task(task_id="validate_params", multiple_outputs=False)
 def validate_emr_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Params and deployment Variables → the run request, its cluster sized and the cluster's
     Python versions pinned. No AWS call, nothing created."""
@@ -187,13 +191,13 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
 # Local twin -----------------------------------------------------------------------------------
 
 
-@task(task_id="validate_params")
+@task(task_id="validate_params", multiple_outputs=False)
 def validate_local_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Params and FRUITS_* env vars → the run request (local folders only)."""
     return asdict(run_params.validate_local(params or {}, deployment.local_settings()))
 
 
-@task
+@task(multiple_outputs=False)
 def run_local_stage(
     stage: str, request: dict[str, Any], ds: str | None = None, dag_run: Any = None
 ) -> dict[str, Any]:

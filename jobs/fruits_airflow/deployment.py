@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -118,13 +119,15 @@ def aws_settings(
             f"{AWS_VARIABLES['deploy_mode'][0]} must be client or cluster, "
             f"got {raw['deploy_mode']!r}"
         )
-    return AwsSettings(
-        **{**raw, "idle_timeout_s": idle_timeout, "subnet_id": raw["subnet_id"] or None},
-        weights_dir=(env.get(WEIGHTS_DIR_ENV) or "").strip() or None,
-    )
+    values: dict[str, Any] = {
+        **raw,
+        "idle_timeout_s": idle_timeout,
+        "subnet_id": raw["subnet_id"] or None,
+    }
+    return AwsSettings(**values, weights_dir=(env.get(WEIGHTS_DIR_ENV) or "").strip() or None)
 
 
-def aws_settings_from(values: Mapping[str, object]) -> AwsSettings:
+def aws_settings_from(values: Mapping[str, Any]) -> AwsSettings:
     """Rebuild settings passed between tasks (XCom) as a dict."""
     return AwsSettings(**{f.name: values[f.name] for f in fields(AwsSettings)})
 
@@ -133,7 +136,8 @@ def variable(name: str) -> str | None:
     """An Airflow Variable's value, None when unset."""
     from airflow.sdk import Variable
 
-    return Variable.get(name, default=None)
+    value: str | None = Variable.get(name, default=None)
+    return value
 
 
 @dataclass(frozen=True)

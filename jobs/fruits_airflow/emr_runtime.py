@@ -65,7 +65,7 @@ def find_run_cluster(emr: Any, run_id: str) -> str | None:
             cluster = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"]
             tags = {tag["Key"]: tag["Value"] for tag in cluster.get("Tags", [])}
             if tags.get(PROJECT_TAG[0]) == PROJECT_TAG[1] and tags.get("dag_run_id") == run_id:
-                return summary["Id"]
+                return str(summary["Id"])
     return None
 
 
@@ -77,7 +77,7 @@ def in_flight_step(emr: Any, cluster_id: str, name: str) -> str | None:
     for page in pages:
         for step in page["Steps"]:
             if step["Name"] == name:
-                return step["Id"]
+                return str(step["Id"])
     return None
 
 
@@ -198,8 +198,9 @@ class RunClusterTerminateOperator(EmrTerminateJobFlowOperator):
         if context["ti"].xcom_pull(task_ids="check_region") is None:
             raise AirflowSkipException("no approved region: nothing was created")
         if not self.job_flow_id:
-            self.job_flow_id = find_run_cluster(self.hook.conn, context["run_id"])
-            if self.job_flow_id is None:
+            cluster_id = find_run_cluster(self.hook.conn, context["run_id"])
+            if cluster_id is None:
                 raise AirflowSkipException(f"no active cluster tagged with run {context['run_id']}")
+            self.job_flow_id = cluster_id
             self.log.info("create_cluster pushed no id; found cluster %s by tags", self.job_flow_id)
         return super().execute(context)
