@@ -111,14 +111,15 @@ def current(partition: str) -> Run | None:
         return None
 
 
-def current_runs(dataset: str, before: str | None = None) -> list[Run]:
+def current_runs(dataset: str, before: str | None = None, until: str | None = None) -> list[Run]:
     """The current run of every date of ``dataset`` (oldest date first); dates with no
-    published run are left out. ``before``: only dates earlier than that one."""
+    published run are left out. ``before``/``until``: only dates < / <= that one."""
     runs = []
     for name in storage.children(dataset):
         if not name.startswith(DATE_PREFIX):
             continue
-        if before is not None and name.removeprefix(DATE_PREFIX) >= before:
+        date = name.removeprefix(DATE_PREFIX)
+        if (before is not None and date >= before) or (until is not None and date > until):
             continue
         run = current(storage.join(dataset, name))
         if run is not None:
@@ -127,7 +128,11 @@ def current_runs(dataset: str, before: str | None = None) -> list[Run]:
 
 
 def read_current(
-    spark: SparkSession, dataset: str, schema: str, before: str | None = None
+    spark: SparkSession,
+    dataset: str,
+    schema: str,
+    before: str | None = None,
+    until: str | None = None,
 ) -> DataFrame:
     """Every date's current rows of a Parquet dataset, with a ``ds`` column (string).
 
@@ -137,7 +142,7 @@ def read_current(
     """
     from pyspark.sql import functions as F
 
-    uris = [run.uri for run in current_runs(dataset, before)]
+    uris = [run.uri for run in current_runs(dataset, before, until)]
     if not uris:
         return spark.createDataFrame([], f"{schema}, ds string")
     date = F.regexp_extract(F.col("_metadata.file_path"), r"/ds=([^/]+)/run=", 1)

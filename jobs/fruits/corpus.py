@@ -42,9 +42,12 @@ def latest_per_path(events: DataFrame) -> DataFrame:
     )
 
 
-def events(spark: SparkSession, paths: RunPaths, before: str | None = None) -> DataFrame:
-    """Every date's current feature events (with ``ds``), optionally only dates < ``before``."""
-    return catalog.read_current(spark, paths.dataset("features"), FEATURES_SCHEMA, before)
+def events(
+    spark: SparkSession, paths: RunPaths, before: str | None = None, until: str | None = None
+) -> DataFrame:
+    """Every date's current feature events (with ``ds``): only dates < ``before`` / <=
+    ``until`` when given."""
+    return catalog.read_current(spark, paths.dataset("features"), FEATURES_SCHEMA, before, until)
 
 
 def state_before(spark: SparkSession, paths: RunPaths) -> DataFrame:
@@ -54,6 +57,7 @@ def state_before(spark: SparkSession, paths: RunPaths) -> DataFrame:
 
 
 def current_features(spark: SparkSession, paths: RunPaths) -> DataFrame:
-    """What pca and train learn from: every path whose latest event (all dates) is featurized."""
-    latest = latest_per_path(events(spark, paths))
+    """What pca and train learn from: every path whose latest event up to the run's date is
+    featurized (a backfilled date sees the corpus as it was then)."""
+    latest = latest_per_path(events(spark, paths, until=paths.ds))
     return latest.filter(F.col("status") == FEATURIZED).drop("status", "reason", "stage")

@@ -87,12 +87,15 @@ def run_job(
         from fruits.spark import get_spark
 
         spark = get_spark(f"fruits-{name}")
-        started = time.time()
+        started, operations = time.time(), storage.OPERATIONS.copy()
         report = body(spark, job, args)
     except InputError as exc:
         parser.exit(2, f"fruits {name}: error: {exc}\n")
+    # Object-store requests this stage made itself (Spark's committer writes the data files).
+    requests = dict(storage.OPERATIONS - operations)
     report = {"stage": name, "ds": paths.ds, "run_id": job.run_id,
-              "seconds": round(time.time() - started, 2), **report}  # fmt: skip
+              "seconds": round(time.time() - started, 2), **report,
+              "storage_requests": requests}  # fmt: skip
     storage.write_json(paths.report(name), report)
     print(f"fruits {name}: done in {report['seconds']} s, report {paths.report(name)}")
     return report

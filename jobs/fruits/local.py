@@ -50,9 +50,14 @@ def stage_command(
 
 
 def run_stage(
-    stage: Stage, paths: RunPaths, options: PipelineOptions, master: str = DEFAULT_MASTER
+    stage: Stage,
+    paths: RunPaths,
+    options: PipelineOptions,
+    master: str = DEFAULT_MASTER,
+    quiet: bool = False,
 ) -> dict[str, Any]:
-    """Run one stage; return its report. Its output streams through to this process's."""
+    """Run one stage; return its report. Its output streams through to this process's, or
+    (``quiet``) is kept and shown only when the stage fails."""
     env = {
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "SPARK_CONF_DIR": str(SPARK_CONF_DIR),
@@ -60,9 +65,11 @@ def run_stage(
         "PYSPARK_PYTHON": sys.executable,
         "PYTHONUNBUFFERED": "1",
     }
-    completed = subprocess.run(stage_command(stage, paths, options, master), env=env, check=False)
+    command = stage_command(stage, paths, options, master)
+    completed = subprocess.run(command, env=env, check=False, capture_output=quiet, text=True)
     if completed.returncode != 0:
-        raise StageFailed(f"stage {stage.name} failed (exit {completed.returncode})")
+        shown = f":\n{completed.stdout[-3000:]}{completed.stderr[-3000:]}" if quiet else ""
+        raise StageFailed(f"stage {stage.name} failed (exit {completed.returncode}){shown}")
     return storage.read_json(paths.report(stage.name))
 
 
