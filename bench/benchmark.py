@@ -34,14 +34,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SAMPLE = Path(os.environ.get("FRUITS_SAMPLE_DIR", SHARED / "data" / "fruits360-sample"))
-WEIGHTS = Path(
-    os.environ.get(
-        "FRUITS_WEIGHTS", SHARED / "models" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"
-    )
-)
+from fruits.layout import DEFAULT_INPUT, DEFAULT_WEIGHTS_FILE, REPO_ROOT
+
+REPO = REPO_ROOT
+SAMPLE = Path(os.environ.get("FRUITS_SAMPLE_DIR", DEFAULT_INPUT))
+WEIGHTS = Path(os.environ.get("FRUITS_WEIGHTS", DEFAULT_WEIGHTS_FILE))
 CORES = 2
 
 

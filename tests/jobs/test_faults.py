@@ -6,13 +6,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
-from fruits.layout import JOBS_DIR, SPARK_CONF_DIR, spark_submit
+from fruits.layout import SPARK_CONF_DIR
+from fruits.local import stage_command
+from fruits.stages import STAGES, PipelineOptions
 from pipeline import current, paths, run_stages
 from samples import copy_subset
 
@@ -41,13 +42,10 @@ def test_killed_worker_is_retried_and_output_is_complete(spark, sample_dir, weig
     run_paths = paths([images], tmp_path / "out", "2026-04-01")
     run_stages(spark, run_paths, weights_path, ("load",))
 
-    command = [
-        spark_submit(), "--master", "local[2,4]",  # up to 4 attempts per task
-        "--conf", f"spark.pyspark.python={sys.executable}",
-        str(JOBS_DIR / "featurize.py"),
-        "--root", run_paths.root, "--ds", run_paths.ds,
-        "--weights", str(weights_path), "--batch-size", "8",
-    ]  # fmt: skip
+    featurize = next(stage for stage in STAGES if stage.name == "featurize")
+    options = PipelineOptions(weights=str(weights_path))
+    # local[2,4]: up to 4 attempts per task; small inference batches, many of them.
+    command = [*stage_command(featurize, run_paths, options, "local[2,4]"), "--batch-size", "8"]
     env = {**os.environ, "SPARK_CONF_DIR": str(SPARK_CONF_DIR)}
     job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     killed = None

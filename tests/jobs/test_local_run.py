@@ -68,3 +68,11 @@ def test_a_bad_argument_stops_the_run_in_one_line_before_anything_is_written(
     assert done.stderr.strip().startswith("fruits-local: error:")
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "images").exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_an_output_root_that_is_a_file_is_one_clear_line(tmp_path, sample_dir):
+    taken = tmp_path / "output"
+    taken.write_text("not a folder")
+    done = _fruits_local("--input", str(sample_dir), "--output", str(taken), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"fruits-local: error: output {taken} is a file, not a folder"
