@@ -105,7 +105,14 @@ def decode_for_model(content: bytes | None, size: int = IMAGE_SIZE) -> np.ndarra
     Resizing is bilinear to the square input, as ``keras.utils.load_img(target_size=…,
     interpolation="bilinear")`` does; Keras' ``preprocess_input`` is applied by the model.
     """
-    image = _open(content)
+    return prepare_for_model(_open(content), size)
+
+
+def prepare_for_model(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
+    """An opened Pillow image to the model's input, as :func:`decode_for_model` does.
+
+    For callers that open (and check) images themselves, e.g. the prediction service.
+    """
     try:
         image = ImageOps.exif_transpose(image) or image
         image = _to_rgb(image).resize((size, size), Image.Resampling.BILINEAR)

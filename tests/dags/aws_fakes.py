@@ -8,6 +8,7 @@ step to COMPLETED (or FAILED for one chosen stage) once a sensor has seen it unf
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -88,6 +89,23 @@ def fail_step(cluster, step) -> None:
     step.state = "FAILED"
 
 
+def put_json(uri: str, body: dict) -> None:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=bucket, Key=key, Body=json.dumps(body).encode()
+    )
+
+
+def write_step_outputs(step, train_accuracy: float) -> None:
+    """What a finished step leaves that later tasks read: its stage report (``--report``) and,
+    for train, the model folder's ``report.json`` (publish_model gates on its accuracy)."""
+    args = dict(zip(step.args, step.args[1:], strict=False))
+    stage = step.name.split()[1]
+    put_json(args["--report"], {"stage": stage, "output": args.get("--output")})
+    if stage == "train":
+        put_json(f"{args['--output']}/report.json", {"test": {"accuracy": train_accuracy}})
+
+
 def _status_with_failure_details(step) -> dict:
     """moto's step status plus the FailureDetails it does not model."""
     status = _moto_status.fget(step)
@@ -100,11 +118,13 @@ _moto_status = Step.status
 
 
 @contextmanager
-def steps_finish(fail_stage: str | None = None, fallback_s: float = 30.0) -> Iterator[None]:
+def steps_finish(
+    fail_stage: str | None = None, fallback_s: float = 30.0, train_accuracy: float = 0.97
+) -> Iterator[None]:
     """While inside, every step finishes once a ``DescribeStep`` has seen it unfinished (what
     an ``EmrStepSensor`` does), or after ``fallback_s`` if nobody looks: FAILED for
     ``fail_stage`` (steps are named ``fruits <stage> ds=…``; see :func:`fail_step`),
-    COMPLETED otherwise."""
+    COMPLETED otherwise, with the reports it writes (:func:`write_step_outputs`)."""
     stop = threading.Event()
     seen_unfinished: set[str] = set()
     first_seen: dict[str, float] = {}
@@ -130,6 +150,7 @@ def steps_finish(fail_stage: str | None = None, fallback_s: float = 30.0) -> Ite
                         if failed:
                             fail_step(cluster, step)
                         else:
+                            write_step_outputs(step, train_accuracy)
                             step.state = "COMPLETED"
 
     driver = threading.Thread(target=drive, name="emr-step-driver", daemon=True)
