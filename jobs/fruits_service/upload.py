@@ -33,7 +33,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def first_file_part(body: bytes, content_type: str) -> bytes:
-    """The content of the first part with a filename (else the first part) of a form."""
+    """The content of the first non-empty file part of a form, else of its ``photo`` field."""
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
@@ -79,10 +79,15 @@ def first_file_part(body: bytes, content_type: str) -> bytes:
     except Exception as exc:  # python-multipart raises its own error types
         raise ApiError(400, "bad_request", f"malformed multipart body: {exc}") from exc
     files = [data for disposition, data in parts if b"filename=" in disposition]
-    chosen = files or [data for _, data in parts]
-    if not chosen or not chosen[0]:
+    named = [data for disposition, data in parts if _field_name(disposition) == b"photo"]
+    chosen = [data for data in (*files, *named) if data]
+    if not chosen:
         raise ApiError(400, "missing_photo", "the form has no photo: send it as a file part")
     return bytes(chosen[0])
+
+
+def _field_name(disposition: bytes) -> bytes | None:
+    return parse_options_header(disposition)[1].get(b"name")
 
 
 async def read_photo(request: Request, limit: int) -> bytes:
