@@ -18,6 +18,10 @@ from PIL import ExifTags, Image
 
 log = logging.getLogger(__name__)
 
+# Pillow logs each EXIF tag it parses, value included, at DEBUG (PIL.TiffImagePlugin): a service
+# run at DEBUG would log camera serials and GPS positions. Pillow's loggers stay at INFO.
+logging.getLogger("PIL").setLevel(logging.INFO)
+
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 
 
