@@ -82,3 +82,6 @@ def jpeg(image: Image.Image, **options) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", **options)
     return buffer.getvalue()
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -48,9 +48,10 @@ function renderFacts(info) {
 
 function render(answer) {
   if (answer.known) {
-    $("fruit-name").textContent = answer.fruit || answer.label;
+    const name = answer.fruit || answer.label;
+    $("fruit-name").textContent = name;
     $("fruit-variety").textContent = answer.variety
-      ? `Variety: ${answer.variety}` : answer.label;
+      ? `Variety: ${answer.variety}` : (answer.label !== name ? answer.label : "");
     $("confidence").textContent = `${percent(answer.probability)} sure`;
     renderFacts(answer.info || {});
     show("result", true);
@@ -62,6 +63,7 @@ function render(answer) {
   }
   renderTop(answer.top || []);
   setStatus("");
+  $(answer.known ? "result" : "unknown").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
 async function identify(file) {
