@@ -521,7 +521,7 @@ def test_dockerfile_installs_the_project_with_the_constraints():
     # Airflow stays at the image's version; FAB (the auth manager) and the Postgres driver (the
     # database URL) are resolved together with the constraints.
     assert '"apache-airflow[fab,postgres]==${AIRFLOW_VERSION}"' in command
-    assert '-e ".[airflow]"' in command
+    assert '-e ".[airflow,service]"' in command  # service: the predict-api's fruits-serve
     # What the pipeline loads must be consistent (the build fails otherwise) ...
     check = re.search(r"python docker/check_requirements\.py (.*?)(&&|$)", command)
     assert check, "the Dockerfile must run docker/check_requirements.py after pip install"
