@@ -14,6 +14,7 @@ import it. S3 goes through boto3 (a client may be passed in: the DAG passes its 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -157,11 +158,14 @@ def _local(uri: str) -> Path:
 
 
 def _client(s3: Any) -> Any:
-    if s3 is not None:
-        return s3
+    return s3 if s3 is not None else _default_client()
+
+
+@functools.cache
+def _default_client() -> Any:
     import boto3
 
-    return boto3.client("s3")
+    return boto3.client("s3")  # thread-safe; made once (the service polls with it)
 
 
 def read_bytes(uri: str, s3: Any = None) -> bytes | None:
@@ -266,6 +270,17 @@ def read_model_report(model: str, s3: Any = None) -> tuple[dict[str, Any], bytes
         return json.loads(data.decode("utf-8")), data
     except ValueError as exc:
         raise PromotionError(f"{uri} is not JSON: {exc}") from exc
+
+
+def check_model(pointer: Pointer, s3: Any = None) -> None:
+    """Raise :class:`PromotionError` unless the folder still holds the model that was promoted
+    (a rerun may have rewritten it since, with a model the gate did not pass)."""
+    _, raw = read_model_report(pointer.model, s3)
+    if model_version(raw, pointer.ds) != pointer.version:
+        raise PromotionError(
+            f"{pointer.model} no longer holds model {pointer.version} (its report.json changed "
+            "since it was promoted): not serving it"
+        )
 
 
 # --- promotion --------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The source is the current-model pointer of :mod:`fruits.promotion` (polled), or a fixed train
 output folder. MobileNetV2 is loaded once and shared by every model (a model is the classifier
 on top of the same features), so a swap only reads the small classifier and its reference set,
-in a background thread, while requests go on being answered by the model in place. The new
+in a background thread, while requests go on being answered by the model in place; a pointed
+model whose ``report.json`` no longer matches the promoted version is refused. The new
 model is switched in with one assignment; if it fails to load, the old one stays, the error is
 reported by ``/healthz`` and ``fruits_model_loads{result="failure"}``, and the same version is
 tried again only after ``retry_failed_s``.
@@ -56,6 +57,7 @@ class Target:
     version: str
     model: str
     metrics: dict[str, float]
+    pointer: promotion.Pointer | None = None
 
 
 class ModelHolder:
@@ -88,7 +90,7 @@ class ModelHolder:
         found = promotion.read_pointer(self.pointer)
         if found is None:
             raise NoModel(f"no model promoted yet: {self.pointer} does not exist")
-        return Target(found.version, found.model, found.metrics)
+        return Target(found.version, found.model, found.metrics, found)
 
     def refresh(self) -> bool:
         """Load the source's model if it is not the one served; True when it was swapped in."""
@@ -105,6 +107,8 @@ class ModelHolder:
             if failed_at is not None and time.monotonic() - failed_at < self.retry_failed_s:
                 return False
             try:
+                if target.pointer is not None:
+                    promotion.check_model(target.pointer)
                 if self._network is None:
                     self._network = self._load_network()
                 predictor = Predictor(target.model, threshold=self.threshold, network=self._network)

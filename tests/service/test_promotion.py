@@ -159,3 +159,13 @@ def test_s3_pointer_both_outcomes_on_moto(monkeypatch):
         second = promotion.promote("s3://models/out/model/d2", pointer, GateConfig(), s3=s3)
         assert second.outcome == "rejected"
         assert promotion.read_pointer(pointer).model == "s3://models/out/model/d1"  # default client
+
+
+def test_a_promoted_folder_rewritten_since_is_detected(tmp_path):
+    pointer = str(tmp_path / "current-model.json")
+    model = write_model(tmp_path, "day1", 0.95)
+    promotion.promote(model, pointer, GateConfig(), ds="2024-01-01")
+    promotion.check_model(promotion.read_pointer(pointer))  # as promoted
+    (Path(model) / "report.json").write_text(json.dumps(legacy_report(0.41)))  # a rerun
+    with pytest.raises(PromotionError, match="no longer holds model 2024-01-01-"):
+        promotion.check_model(promotion.read_pointer(pointer))
