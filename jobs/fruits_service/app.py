@@ -22,7 +22,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
@@ -255,8 +255,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
 
+    page_html = (
+        (STATIC / "index.html")
+        .read_text(encoding="utf-8")
+        .replace("{{privacy}}", privacy.notice(settings.keep_photos_dir is not None))
+    )
+
     @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+    async def page() -> HTMLResponse:
+        return HTMLResponse(page_html)
 
     return app

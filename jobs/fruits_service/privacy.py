@@ -25,6 +25,13 @@ logging.getLogger("PIL").setLevel(logging.INFO)
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 
 
+def notice(keeps_photos: bool) -> str:
+    """What the page tells its users about their photos."""
+    if keeps_photos:
+        return "Your photo and its answer are kept by this service to improve it."
+    return "Your photo is used to answer, then forgotten: it is not stored."
+
+
 def exif_tags(image: Image.Image) -> dict[str, str]:
     """Readable EXIF tags of an opened image, the GPS ones included."""
     exif = image.getexif()

@@ -44,6 +44,8 @@ def test_by_default_exif_and_gps_never_reach_the_logs(served, banana, caplog):
     for secret in ("FruitPhone", "GPS", "29.64"):
         assert secret not in caplog.text
     assert served.settings.keep_photos_dir is None
+    with served.client() as client:
+        assert "it is not stored" in client.get("/").text
 
 
 def test_opting_in_keeps_the_photo_with_its_answer_and_logs_its_exif(opted_in, banana, caplog):
@@ -56,3 +58,5 @@ def test_opting_in_keeps_the_photo_with_its_answer_and_logs_its_exif(opted_in, b
     assert photo.stem == answer["request_id"]
     assert '"label": "Banana"' in photo.with_suffix(".json").read_text()
     assert "FruitPhone" in caplog.text and "GPSLatitude" in caplog.text
+    with server.client() as client:
+        assert "Your photo and its answer are kept" in client.get("/").text
