@@ -20,12 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
+from fruits.config import IMAGE_SIZE
 from fruits.model import configure_tensorflow, load_network
 from fruits.predict import Prediction, read_image
 from fruits_service import catalogue, decoding, errors, privacy, upload
@@ -66,9 +68,16 @@ class Service:
             on_batch=self.metrics.batch_size.observe,
         )
         self._poller: asyncio.Task | None = None
+        self._warm = False
 
     async def refresh(self) -> bool:
-        return await asyncio.get_running_loop().run_in_executor(self.loader, self.holder.refresh)
+        """Load the source's model if it changed; the first one warms the network up."""
+        loop = asyncio.get_running_loop()
+        swapped = await loop.run_in_executor(self.loader, self.holder.refresh)
+        if swapped and not self._warm:
+            await loop.run_in_executor(self.batcher.executor, self.warm_up)
+            self._warm = True
+        return swapped
 
     async def start(self) -> None:
         configure_tensorflow(self.settings.tf_threads)
@@ -76,6 +85,12 @@ class Service:
         self.batcher.start()
         if self.settings.pointer and self.settings.poll_s > 0:
             self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    def warm_up(self) -> None:
+        """Trace the network's predict step for one photo and for a batch, so that the first
+        requests do not pay for it (Keras then reuses one trace for every batch size)."""
+        for size in sorted({1, min(2, self.settings.max_batch)}):
+            self.holder.predict(np.zeros((size, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32))
 
     async def _poll(self) -> None:
         while True:
