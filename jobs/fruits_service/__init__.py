@@ -9,7 +9,8 @@
 * :mod:`~fruits_service.batching` — concurrent requests share one inference call;
 * :mod:`~fruits_service.catalogue` — fruit ids and facts;
 * :mod:`~fruits_service.metrics` — Prometheus metrics; :mod:`~fruits_service.errors` — JSON
-  errors; :mod:`~fruits_service.privacy` — the opt-in photo archive and EXIF logging;
+  errors; :mod:`~fruits_service.schemas` — response shapes for ``/docs``;
+  :mod:`~fruits_service.privacy` — the opt-in photo archive and EXIF logging;
 * :mod:`~fruits_service.cli` — ``fruits-serve`` (uvicorn).
 
 An installed package beside ``fruits``: the EMR code zip (``fruits`` only) does not carry it.
