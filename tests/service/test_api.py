@@ -99,6 +99,12 @@ def test_413_when_the_upload_is_larger_than_the_limit(client):
     error_of(form, 413, "payload_too_large")
 
 
+def test_413_while_reading_a_body_sent_without_its_length(client):
+    chunks = (bytes(256 * 1024) for _ in range(16))  # chunked transfer: no Content-Length
+    response = client.post("/v1/predictions", content=chunks)
+    error_of(response, 413, "payload_too_large")
+
+
 def test_413_when_the_photo_has_too_many_pixels(client):
     wide = encoded(Image.new("RGB", (2500, 2000), (200, 180, 40)), "PNG")  # 5 MP, few bytes
     assert len(wide) < MAX_UPLOAD
