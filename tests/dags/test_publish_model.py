@@ -20,7 +20,7 @@ from aws_fakes import BUCKET, REGION, fake_aws, put_json
 from dag_harness import parse_dag, states
 
 from fruits import promotion
-from fruits.stages import STAGES
+from fruits.stages import STAGES, RunPaths
 from fruits_airflow import local_stages
 
 DAY_1 = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
@@ -91,11 +91,12 @@ def emr_dag(monkeypatch):
 
 
 def put_train_outputs(ds: str, report: dict) -> str:
-    """The train step's two reports in S3: the stage report and the model's report.json."""
-    model = f"s3://{BUCKET}/output/model/ds={ds}"
-    put_json(f"s3://{BUCKET}/output/reports/ds={ds}/train.json", {"output": model})
-    put_json(f"{model}/report.json", report)
-    return model
+    """The train step's two reports in S3, where the run's paths put them: the stage report
+    and the model folder's report.json."""
+    paths = RunPaths(input=f"s3://{BUCKET}/input", root=f"s3://{BUCKET}/output", ds=ds)
+    put_json(paths.report("train"), {"output": paths.model})
+    put_json(f"{paths.model}/report.json", report)
+    return paths.model
 
 
 def test_emr_promotes_in_s3_then_refuses_a_model_worse_than_the_served_one(
@@ -107,7 +108,7 @@ def test_emr_promotes_in_s3_then_refuses_a_model_worse_than_the_served_one(
     first = emr_dag.test(logical_date=DAY_1, mark_success_pattern=EMR_SKIPPED)
     assert states(first)["publish_model"] == "success", states(first)
     s3 = boto3.client("s3", region_name=REGION)
-    key = "output/serving/current-model.json"
+    key = f"output/{promotion.POINTER_NAME}"  # the default pointer under the output root
     served = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     assert served["model"] == model_1
     assert served["metrics"] == {"fruits360_test": accuracy}
