@@ -60,3 +60,11 @@ def spark() -> Iterator:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def small_models(spark, sample_dir: Path, weights_path: Path, tmp_path_factory):
+    """Two small real classifiers (and a broken copy) for the service and promotion tests."""
+    from small_models import train_small_models
+
+    return train_small_models(spark, sample_dir, weights_path, tmp_path_factory.mktemp("models"))

@@ -119,7 +119,14 @@ def decode_for_model(content: bytes | None, size: int = IMAGE_SIZE) -> np.ndarra
     interpolation="bilinear")`` does; Keras' ``preprocess_input`` is applied by the model.
     Large JPEGs are first decoded at reduced scale (``draft``), never below ``size``.
     """
-    image = _open(content)
+    return prepare_for_model(_open(content), size)
+
+
+def prepare_for_model(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
+    """An opened Pillow image to the model's input, as :func:`decode_for_model` does.
+
+    For callers that open (and check) images themselves, e.g. the prediction service.
+    """
     try:
         # JPEG: let libjpeg scale down by 1/2, 1/4 or 1/8 while decoding, never below the
         # model's input: a 12-megapixel photo decodes into ~0.6 MB, not 36 MB.

@@ -119,7 +119,9 @@ class Predictor:
         weights: str = DEFAULT_WEIGHTS,
         threshold: float = PREDICT_THRESHOLD,
         min_similarity: float | None = None,
+        network=None,
     ) -> None:
+        """``network``: an already loaded MobileNetV2 to share (``weights`` is then unused)."""
         root, model_dir = _model_folders(model)
         self.pipeline = NumpyPipeline.load(model_dir)
         self.reference = _read_reference(root)
@@ -130,7 +132,9 @@ class Predictor:
             if min_similarity is not None
             else report_novelty.get("min_similarity", MIN_SIMILARITY)
         )
-        self.network = load_network(weights, read_bytes=read_image)
+        self.network = (
+            network if network is not None else load_network(weights, read_bytes=read_image)
+        )
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -144,6 +148,11 @@ class Predictor:
     def predict(self, image: str | Path | bytes) -> Prediction:
         """The answer for one photo (path, URI or bytes)."""
         return self.answer(self.features([image])[0])
+
+    def predict_arrays(self, arrays: np.ndarray) -> list[Prediction]:
+        """Answers for ``n×224×224×3`` decoded images (:func:`fruits.images.prepare_for_model`),
+        in one inference call."""
+        return [self.answer(row) for row in extract_features(self.network, arrays)]
 
     def answer(self, features: np.ndarray) -> Prediction:
         """The answer for one feature vector."""

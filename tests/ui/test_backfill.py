@@ -27,7 +27,7 @@ DATES = ["2024-01-01", "2024-01-02", "2024-01-03"]
 CLASSES = ["Apricot", "Avocado"]
 PER_CLASS = 2
 IMAGES = len(CLASSES) * PER_CLASS * 2  # Training and Test
-TASKS = ["validate_params", *(stage.name for stage in STAGES)]
+TASKS = ["validate_params", *(stage.name for stage in STAGES), "publish_model"]
 
 
 @dataclass(frozen=True)
