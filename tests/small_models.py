@@ -21,8 +21,8 @@ LEFT_OUT_OF_B = "Apple Braeburn"
 @dataclass(frozen=True)
 class SmallModels:
     images: Path  # Training/<Class>/*.jpg and Test/<Class>/*.jpg
-    features: Path  # featurize output (Parquet) of every image
-    a: Path  # train output folder: model/, reference/, report.json (4 classes)
+    features: Path  # the corpus's featurized rows (Parquet) of every image
+    a: Path  # a model run folder: model/, reference/, report.json (4 classes)
     b: Path  # the same without LEFT_OUT_OF_B (3 classes)
     broken: Path  # a train output folder whose model cannot be loaded
 
@@ -30,21 +30,19 @@ class SmallModels:
 def train_small_models(spark, sample_dir: Path, weights: Path, root: Path) -> SmallModels:
     from pyspark.sql import functions as F
 
-    from fruits import featurize, load, train
+    from fruits import corpus, train
+    from pipeline import current_uri, job, paths, publish_corpus, run_stages
 
     images = copy_subset(sample_dir, root / "images", CLASSES, PER_CLASS)
-    loaded, features = root / "loaded", root / "features"
-    load.run(spark, str(images), str(loaded), str(root / "quarantine" / "load"))
-    featurize.run(
-        spark, str(loaded), str(features), str(root / "quarantine" / "featurize"), str(weights)
-    )
-    a, b = root / "model-a", root / "model-b"
-    train.run(spark, str(features), str(a))
-    without = root / "features-b"
-    spark.read.parquet(str(features)).filter(F.col("label") != LEFT_OUT_OF_B).write.parquet(
-        str(without)
-    )
-    train.run(spark, str(without), str(b))
+    run_a = paths([images], root / "out-a", "2026-11-26")
+    run_stages(spark, run_a, weights, ("load", "featurize", "train"))
+    features = root / "features"
+    every = corpus.current_features(spark, run_a).drop("ds")
+    every.write.parquet(str(features))
+    run_b = paths([], root / "out-b", "2026-11-26")
+    publish_corpus(every.filter(F.col("label") != LEFT_OUT_OF_B), run_b)
+    train.run(spark, job(run_b))
+    a, b = Path(current_uri(run_a, "model")), Path(current_uri(run_b, "model"))
     broken = root / "model-broken"
     shutil.copytree(a, broken)
     shutil.rmtree(broken / "model" / "stages")  # metadata says PipelineModel, no stages

@@ -105,14 +105,14 @@ def run(
     report and plot as the date's current ``pca`` run; return the report."""
     validation.pca_choice(k, variance)
     features = corpus.current_features(spark, run.paths)
+    key = fingerprint(features, {"k": k, "variance": None if k else variance})  # 3 columns read
+    earlier = earlier_run(run.paths.dataset("pca"), key)
+    if earlier is not None:
+        published = run.reuse("pca", earlier, {"input": key})
+        report = storage.read_json(storage.join(earlier.uri, "report.json"))
+        return {**report, "output": published.uri, "reused": earlier.partition}
     data = features.withColumn("vector", array_to_vector("features")).cache()
     try:
-        key = fingerprint(data, {"k": k, "variance": None if k else variance})
-        earlier = earlier_run(run.paths.dataset("pca"), key)
-        if earlier is not None:
-            published = run.reuse("pca", earlier, {"input": key})
-            report = {**storage.read_json(storage.join(earlier.uri, "report.json"))}
-            return {**report, "output": published.uri, "reused": earlier.partition}
         report = _fit_and_write(spark, run, data, features, k, variance, key)
     finally:
         data.unpersist()

@@ -2,10 +2,11 @@
 
 The format is read from the bytes, never from a file name or header. The pixel count is checked
 from the header before any pixel is decoded. A large JPEG is decoded with Pillow's draft mode:
-libjpeg scales it by 1/2, 1/4 or 1/8 while decoding, to no less than ``draft_size`` pixels a
-side, which makes a 12 MP photo several times cheaper to decode; the bilinear resize to 224×224
-of :func:`fruits.images.prepare_for_model` follows as for any image (features compared in
-tests/service/test_decoding.py, speed in bench/service_load.py).
+libjpeg scales it by 1/2, 1/4 or 1/8 while decoding, to no less than
+``fruits.config.DECODE_DRAFT_SIZE`` pixels a side — exactly as the pipeline decodes the images
+it learns from (:func:`fruits.images.prepare_for_model`) — which makes a 12 MP photo several
+times cheaper to decode (features compared in tests/service/test_decoding.py, speed in
+bench/service_load.py).
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ import numpy as np
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
-from fruits.config import IMAGE_SIZE
+from fruits.config import DECODE_DRAFT_SIZE
 from fruits.images import ImageRejected, prepare_for_model
 from fruits_service.errors import ApiError
 
 pillow_heif.register_heif_opener()  # adds the HEIF format (HEIC photos) to Pillow
 
 FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
-DRAFT_SIZE = 2 * IMAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -58,16 +58,13 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def decode(
-    data: bytes, max_pixels: int, draft: bool = True, draft_size: int = DRAFT_SIZE
-) -> Decoded:
-    """Check and decode an upload; raises :class:`ApiError` (413, 415 or 422)."""
+def decode(data: bytes, max_pixels: int, draft: bool = True) -> Decoded:
+    """Check and decode an upload as the pipeline decodes its images (``draft=False``: a JPEG
+    at full size, for comparisons); raises :class:`ApiError` (413, 415 or 422)."""
     image = open_image(data, max_pixels)
     fmt, (width, height) = image.format or "unknown", image.size
-    if draft and fmt == "JPEG":
-        image.draft(None, (draft_size, draft_size))
     try:
-        array = prepare_for_model(image)
+        array = prepare_for_model(image, draft=DECODE_DRAFT_SIZE if draft else None)
     except ImageRejected as exc:
         raise ApiError(422, "unreadable_image", f"the {fmt} image is damaged: {exc}") from exc
     return Decoded(array, fmt, width, height)

@@ -93,10 +93,11 @@ def emr_dag(monkeypatch):
 def put_train_outputs(ds: str, report: dict) -> str:
     """The train step's two reports in S3, where the run's paths put them: the stage report
     and the model folder's report.json."""
-    paths = RunPaths(input=f"s3://{BUCKET}/input", root=f"s3://{BUCKET}/output", ds=ds)
-    put_json(paths.report("train"), {"output": paths.model})
-    put_json(f"{paths.model}/report.json", report)
-    return paths.model
+    paths = RunPaths(inputs=(f"s3://{BUCKET}/input",), root=f"s3://{BUCKET}/output", ds=ds)
+    model = f"{paths.partition('model')}/run=20240501T000000Z-0000000{ds[-1]}"
+    put_json(paths.report("train"), {"output": model})
+    put_json(f"{model}/report.json", report)
+    return model
 
 
 def test_emr_promotes_in_s3_then_refuses_a_model_worse_than_the_served_one(
