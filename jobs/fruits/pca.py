@@ -110,7 +110,7 @@ def run(
     if earlier is not None:
         published = run.reuse("pca", earlier, {"input": key})
         report = storage.read_json(storage.join(earlier.uri, "report.json"))
-        return {**report, "output": published.uri, "reused": earlier.partition}
+        return {**report, "output": published.uri, "reused": earlier.uri}
     data = features.withColumn("vector", array_to_vector("features")).cache()
     try:
         report = _fit_and_write(spark, run, data, features, k, variance, key)

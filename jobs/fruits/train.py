@@ -179,7 +179,7 @@ def run(
     if earlier is not None:
         published = run.reuse("model", earlier, {"input": key})
         report = storage.read_json(storage.join(earlier.uri, "report.json"))
-        return {**summary(report), "output": published.uri, "reused": earlier.partition}
+        return {**summary(report), "output": published.uri, "reused": earlier.uri}
     data = features.select(
         "image_id", "path", "label", "split", array_to_vector("features").alias(INPUT_COL)
     )
