@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from benchmark import table  # bench/ is this script's folder, first on sys.path
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,16 +54,6 @@ CONFIGS = {
     "no batching (batch = 1)": ({"FRUITS_SERVICE_MAX_BATCH": "1"}, [("1 MP", 4), ("1 MP", 16)]),
     "no JPEG draft": ({"FRUITS_SERVICE_JPEG_DRAFT": "false"}, [("12 MP", 4)]),
 }  # fmt: skip
-
-
-def table(title: str, header: list[str], rows: list[list[object]]) -> None:
-    cells = [header, *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    print(f"\n## {title}")
-    for n, row in enumerate(cells):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-        if n == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
 def photos(size: tuple[int, int], count: int = 4) -> list[bytes]:

@@ -231,7 +231,7 @@ def run(
     rows = rows.drop("status", "stage", "reason").select(
         *[
             F.col(f"new_{c}").alias(c) if c in ("status", "stage", "reason") else F.col(c)
-            for c in (c.split()[0] for c in corpus.FEATURES_SCHEMA.split(", "))
+            for c in corpus.columns(corpus.FEATURES_SCHEMA)
         ]
     )
     features_out, quarantine_out = run.output("features"), run.output("quarantine")

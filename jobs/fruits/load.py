@@ -85,8 +85,7 @@ def list_inputs(spark: SparkSession, roots: Sequence[str]) -> DataFrame:
         frame = pd.DataFrame(entries, columns=["path", "length", "modification_ms", "kind"])
         frames.append(frame.assign(source=labels.source_name(root), source_root=root))
     listed = pd.concat(frames, ignore_index=True)
-    return spark.createDataFrame(listed[[c.split()[0] for c in _LISTED_SCHEMA.split(", ")]],
-                                 _LISTED_SCHEMA)  # fmt: skip
+    return spark.createDataFrame(listed[corpus.columns(_LISTED_SCHEMA)], _LISTED_SCHEMA)
 
 
 def compare(
@@ -222,7 +221,7 @@ def run(spark: SparkSession, run: job.JobRun, full_rescan: bool = False) -> dict
     gone = deleted.withColumn("status", F.lit(corpus.DELETED)).withColumn(
         "reason", F.lit("no longer in the input")
     )
-    columns = [c.split()[0] for c in corpus.IMAGES_SCHEMA.split(", ")]
+    columns = corpus.columns(corpus.IMAGES_SCHEMA)
     day = (
         read.unionByName(set_aside.withColumn("stage", F.lit("load")), allowMissingColumns=True)
         .unionByName(gone.withColumn("stage", F.lit("load")), allowMissingColumns=True)

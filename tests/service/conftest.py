@@ -3,7 +3,6 @@ per session, tests/small_models.py) through a real current-model pointer."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +10,6 @@ import pytest
 from service_harness import ALLOWED_ORIGIN, MAX_PIXELS, MAX_UPLOAD, LiveServer, promote
 
 from fruits_service.settings import Settings
-
-CHROMIUM = Path(os.environ.get("FRUITS_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 
 
 @pytest.fixture(scope="session")
@@ -47,20 +43,3 @@ def served(small_models, settings_for, tmp_path_factory) -> Iterator[LiveServer]
 @pytest.fixture(scope="session")
 def banana(sample_dir) -> Path:
     return sorted((sample_dir / "Test" / "Banana").glob("*.jpg"))[0]
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator:
-    """Headless Chromium from the system (scripts/install-browser.sh). Missing: a failure."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} not found: run scripts/install-browser.sh", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
