@@ -26,10 +26,13 @@ def get_spark(app_name: str) -> SparkSession:
     conf.setIfMissing("spark.master", "local[*]")
     # pyspark turns the console progress bar on for its shell: a job's log is no terminal.
     conf.set("spark.ui.showConsoleProgress", SPARK_CONF["spark.ui.showConsoleProgress"])
-    if conf.get("spark.master").startswith("local"):
+    if conf.get("spark.master", "local[*]").startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # One machine: a few shuffle partitions per core, not the cluster default of 200.
-        conf.setIfMissing("spark.sql.shuffle.partitions", str(4 * os.cpu_count()))
+        cpus = os.cpu_count()
+        if cpus is None:
+            raise RuntimeError("cannot size spark.sql.shuffle.partitions: CPU count unknown")
+        conf.setIfMissing("spark.sql.shuffle.partitions", str(4 * cpus))
     spark = SparkSession.builder.appName(app_name).config(conf=conf).getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("FRUITS_SPARK_LOG_LEVEL", "WARN"))
     return spark
