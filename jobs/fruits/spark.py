@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
+from pyspark.sql.pandas.functions import pandas_udf
+from pyspark.sql.types import StructType
 
 from fruits.config import SPARK_CONF
+
+if TYPE_CHECKING:
+    from pyspark.sql._typing import UserDefinedFunctionLike
+
+#: ``pandas_udf(schema)`` as a decorator of a function whose type hints say the UDF's kind
+#: (Series → DataFrame, Iterator[Series] → Iterator[DataFrame]) and that returns ``schema``'s
+#: struct. The same function: pyspark's stubs only describe the ``functionType=`` form.
+struct_pandas_udf = cast(
+    "Callable[[StructType], Callable[[Callable[..., Any]], UserDefinedFunctionLike]]", pandas_udf
+)
 
 
 def get_spark(app_name: str) -> SparkSession:
