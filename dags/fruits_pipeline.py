@@ -39,7 +39,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.utils.waiter import WaitPolicy
-from airflow.sdk import DAG, TriggerRule, chain, task
+from airflow.sdk import DAG, BaseOperator, TriggerRule, chain, task
 
 from fruits.stages import STAGES
 from fruits_airflow import (
@@ -104,7 +104,7 @@ def _unpack(run: dict[str, Any]) -> tuple[AwsSettings, RunRequest]:
     return deployment.aws_settings_from(run["aws"]), RunRequest.from_xcom(run["request"])
 
 
-@task(**AWS_RETRIES)
+@task(multiple_outputs=False, **AWS_RETRIES)
 def check_region(run: dict[str, Any]) -> str:
     """EU guard: refuse a non-EU cluster region or bucket before anything is created."""
     settings, request = _unpack(run)
@@ -124,6 +124,8 @@ def prepare(
     unchanged); plan the cluster and one step per stage (fruits_airflow.emr_plan). Returns
     ``cluster`` and one step list per stage name."""
     ds = partition_date(ds, dag_run)
+    if run_id is None:  # Airflow passes every task its run's id
+        raise ValueError("prepare needs the run's run_id (it tags the cluster)")
     settings, request = _unpack(run)
     s3 = S3Hook(aws_conn_id=AWS_CONN_ID, region_name=settings.region)
     root = settings.artifacts_root
@@ -151,7 +153,7 @@ def publish_emr_model(
 
 def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
     poke = poke_interval_s
-    aws = {"aws_conn_id": AWS_CONN_ID, "region_name": APPROVED_REGION}
+    aws: dict[str, Any] = {"aws_conn_id": AWS_CONN_ID, "region_name": APPROVED_REGION}
 
     run = validate_emr_params()
     plan = prepare(run)
@@ -169,7 +171,7 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
     )
     chain(run, check_region(run), plan, create_cluster)
 
-    previous = create_cluster
+    previous: BaseOperator = create_cluster
     for stage in STAGES:
         submit = emr_runtime.RunStepAddOperator(  # a retry does not add the step twice
             task_id=stage.name,

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from fruits.config import DECODE_DRAFT_SIZE, IMAGE_FORMATS, IMAGE_SIZE, MAX_IMAGE_PIXELS
@@ -112,7 +113,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_for_model(content: bytes | None, size: int = IMAGE_SIZE) -> np.ndarray:
+def decode_for_model(content: bytes | None, size: int = IMAGE_SIZE) -> npt.NDArray[np.float32]:
     """Bytes to a ``size×size×3`` float32 RGB array in [0, 255], EXIF orientation applied.
 
     Resizing is bilinear to the square input, as ``keras.utils.load_img(target_size=…,
@@ -124,7 +125,7 @@ def decode_for_model(content: bytes | None, size: int = IMAGE_SIZE) -> np.ndarra
 
 def prepare_for_model(
     image: Image.Image, size: int = IMAGE_SIZE, draft: int | None = DECODE_DRAFT_SIZE
-) -> np.ndarray:
+) -> npt.NDArray[np.float32]:
     """An opened Pillow image to the model's input, as :func:`decode_for_model` does.
 
     For callers that open (and check) images themselves, e.g. the prediction service.

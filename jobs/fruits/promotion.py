@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 POINTER_FORMAT = "fruits-current-model/1"
 # Default place of the pointer, under the run's output root (local folder or s3:// prefix).
@@ -174,7 +174,7 @@ def read_bytes(uri: str, s3: Any = None) -> bytes | None:
         bucket, key = _s3_parts(uri)
         client = _client(s3)
         try:
-            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return cast(bytes, client.get_object(Bucket=bucket, Key=key)["Body"].read())
         except client.exceptions.NoSuchKey:
             return None
     try:

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -54,7 +54,9 @@ def setting(name: str, get_variable: Getter | None = None) -> str | None:
     """The Airflow Variable of setting ``name``, else its environment variable, else None."""
     variable, env = SETTINGS[name]
     if get_variable is None:
-        from fruits_airflow.deployment import variable as get_variable
+        from fruits_airflow.deployment import variable as airflow_variable
+
+        get_variable = airflow_variable
     value = get_variable(variable) or os.environ.get(env)
     return value.strip() if value and value.strip() else None
 
@@ -110,4 +112,4 @@ def read_train_report(uri: str, s3: Any = None) -> dict[str, Any]:
     data = promotion.read_bytes(uri, s3)
     if data is None:
         raise CannotPublish(f"no train report at {uri}: did the train step write it?")
-    return json.loads(data.decode("utf-8"))
+    return cast(dict[str, Any], json.loads(data.decode("utf-8")))

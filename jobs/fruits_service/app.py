@@ -26,6 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fruits.config import IMAGE_SIZE
 from fruits.model import configure_tensorflow, load_network
@@ -67,7 +68,7 @@ class Service:
             settings.max_queue,
             on_batch=self.metrics.batch_size.observe,
         )
-        self._poller: asyncio.Task | None = None
+        self._poller: asyncio.Task[None] | None = None
         self._warm = False
 
     async def refresh(self) -> bool:
@@ -110,16 +111,16 @@ class Service:
 class RequestMetrics:
     """ASGI middleware: count and time every HTTP request by route template and status."""
 
-    def __init__(self, app, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start, status = time.perf_counter(), 500
 
-        async def send_status(message) -> None:
+        async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -256,7 +257,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     async def healthz() -> Any:
         holder = service.holder
-        body = {
+        body: dict[str, Any] = {
             "status": "ok" if holder.current else "no_model",
             "model": holder.current.describe() if holder.current else None,
             "source": settings.pointer or settings.model,

@@ -12,29 +12,35 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Generic, TypeVar
 
 import numpy as np
+import numpy.typing as npt
+
+Shared = TypeVar("Shared")  # what a batch's photos share (the model that answered them)
+Answer = TypeVar("Answer")  # one photo's answer
 
 
 class Overloaded(RuntimeError):
     """The queue is full: the client should retry later."""
 
 
-class Batcher:
+class Batcher(Generic[Shared, Answer]):
     """``await submit(array)`` → this photo's share of ``run(stacked arrays)``."""
 
     def __init__(
         self,
-        run: Callable[[np.ndarray], tuple[Any, list[Any]]],
+        run: Callable[[npt.NDArray[np.float32]], tuple[Shared, list[Answer]]],
         max_batch: int,
         max_queue: int,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.run, self.max_batch, self.on_batch = run, max_batch, on_batch
-        self.queue: asyncio.Queue = asyncio.Queue(maxsize=max_queue)
+        self.queue: asyncio.Queue[
+            tuple[npt.NDArray[np.float32], asyncio.Future[tuple[Shared, Answer]]]
+        ] = asyncio.Queue(maxsize=max_queue)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._consume())
@@ -46,8 +52,8 @@ class Batcher:
                 await self._task
         self.executor.shutdown(wait=True)
 
-    async def submit(self, array: np.ndarray) -> tuple[Any, Any]:
-        future = asyncio.get_running_loop().create_future()
+    async def submit(self, array: npt.NDArray[np.float32]) -> tuple[Shared, Answer]:
+        future: asyncio.Future[tuple[Shared, Answer]] = asyncio.get_running_loop().create_future()
         try:
             self.queue.put_nowait((array, future))
         except asyncio.QueueFull:

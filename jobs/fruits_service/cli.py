@@ -19,22 +19,30 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 from fruits import promotion
 from fruits.stages import RunPaths
+
+
+class ModelSource(TypedDict):
+    """The ``model`` and ``pointer`` settings (``Settings.from_env`` overrides)."""
+
+    model: str | None
+    pointer: str | None
 
 
 def last_local_model(output: str) -> str | None:
     """The train output folder of the latest local run under ``output`` (by date)."""
     pattern = RunPaths(inputs=(), root=output, ds="*").report("train")
     for report in sorted(glob.glob(pattern), reverse=True):
-        found = json.loads(Path(report).read_text()).get("output")
+        found: str | None = json.loads(Path(report).read_text()).get("output")
         if found:
             return found
     return None
 
 
-def model_source(args: argparse.Namespace) -> dict[str, str | None]:
+def model_source(args: argparse.Namespace) -> ModelSource:
     """``--model`` or ``--pointer`` as given; else ``$FRUITS_MODEL_POINTER``; else the pointer
     under ``--output`` if a model was promoted there; else its last local run's model."""
     if args.model or args.pointer:

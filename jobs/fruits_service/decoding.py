@@ -15,6 +15,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
@@ -29,7 +30,7 @@ FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
 
 @dataclass(frozen=True)
 class Decoded:
-    array: np.ndarray  # 224×224×3 float32, what Predictor.predict_arrays takes
+    array: npt.NDArray[np.float32]  # 224×224×3 float32, what Predictor.predict_arrays takes
     format: str
     width: int
     height: int

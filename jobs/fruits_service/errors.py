@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,11 +32,13 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def body(status: int, code: str, message: str) -> dict:
+def body(status: int, code: str, message: str) -> dict[str, dict[str, int | str]]:
     return {"error": {"status": status, "code": code, "message": message}}
 
 
-def response(status: int, code: str, message: str, headers=None) -> JSONResponse:
+def response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(body(status, code, message), status_code=status, headers=headers)
 
 

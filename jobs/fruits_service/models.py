@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fruits import promotion
 from fruits.predict import Prediction, Predictor
@@ -82,11 +83,13 @@ class ModelHolder:
         self._failed: dict[str, float] = {}  # version → when its load failed
         self._lock = threading.Lock()  # one refresh at a time
 
-    def target(self) -> Target | None:
+    def target(self) -> Target:
         if self.fixed_model:
             report, raw = promotion.read_model_report(self.fixed_model)
             metrics = promotion.domain_metrics(report)
             return Target(promotion.model_version(raw), self.fixed_model, metrics)
+        if self.pointer is None:
+            raise NoModel("neither a model pointer nor a model folder is set")
         found = promotion.read_pointer(self.pointer)
         if found is None:
             raise NoModel(f"no model promoted yet: {self.pointer} does not exist")
@@ -138,7 +141,7 @@ class ModelHolder:
     def version(self) -> str | None:
         return self.current.version if self.current else None
 
-    def predict(self, arrays: np.ndarray) -> tuple[LoadedModel, list[Prediction]]:
+    def predict(self, arrays: npt.NDArray[np.float32]) -> tuple[LoadedModel, list[Prediction]]:
         """Answers for decoded photos from the model served now (one inference call)."""
         model = self.current
         if model is None:

@@ -45,7 +45,7 @@ def log_exif(request_id: str, image: Image.Image) -> None:
     log.info("upload %s EXIF (FRUITS_SERVICE_LOG_EXIF is on): %s", request_id, exif_tags(image))
 
 
-def keep_photo(folder: str, request_id: str, data: bytes, fmt: str, answer: dict[str, Any]):
+def keep_photo(folder: str, request_id: str, data: bytes, fmt: str, answer: dict[str, Any]) -> None:
     """Write the upload and its answer under ``folder`` (only when the deployment opted in)."""
     day = Path(folder) / dt.datetime.now(dt.UTC).date().isoformat()
     day.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from fruits.config import DEFAULT_WEIGHTS, MAX_IMAGE_PIXELS, PREDICT_THRESHOLD
 
@@ -39,10 +40,10 @@ class Settings:
             raise ValueError("max_batch, max_queue and decode_threads must be at least 1")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """``FRUITS_MODEL_POINTER``, ``FRUITS_WEIGHTS`` and ``FRUITS_SERVICE_<FIELD>``."""
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # field name → value of the field's type
         for f in fields(cls):
             name = {"pointer": "FRUITS_MODEL_POINTER", "weights": "FRUITS_WEIGHTS"}.get(
                 f.name, f"FRUITS_SERVICE_{f.name.upper()}"
