@@ -225,7 +225,8 @@ def run(
         raise InputError(f"no images for {run.paths.ds} under {run.paths.root} (run load first)")
     day = spark.read.schema(corpus.IMAGES_SCHEMA).parquet(images.uri)
     loaded = day.filter(F.col("status") == corpus.LOADED)
-    n_loaded = int(images.details.get("report", {}).get("loaded", loaded.count()))
+    reported = images.details.get("report", {}).get("loaded")  # load counted them: no job
+    n_loaded = int(reported) if reported is not None else loaded.count()
     vectors, facts = _vectors(spark, run, loaded, n_loaded, weights, batch_size, tf_threads)
 
     events = day.drop("content", "format", "width", "height", "mode")

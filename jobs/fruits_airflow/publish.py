@@ -57,8 +57,10 @@ def setting(name: str, get_variable: Getter | None = None) -> str | None:
         from fruits_airflow.deployment import variable as airflow_variable
 
         get_variable = airflow_variable
-    value = get_variable(variable) or os.environ.get(env)
-    return value.strip() if value and value.strip() else None
+    for value in (get_variable(variable), os.environ.get(env)):  # a blank Variable is unset
+        if value and value.strip():
+            return value.strip()
+    return None
 
 
 def gate_config(get_variable: Getter | None = None) -> promotion.GateConfig:

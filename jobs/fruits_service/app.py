@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import time
 import uuid
@@ -25,7 +24,6 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fruits.config import IMAGE_SIZE
@@ -210,7 +208,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         request_id = uuid.uuid4().hex
         if settings.log_exif:
-            privacy.log_exif(request_id, Image.open(io.BytesIO(data)))
+            privacy.log_exif(request_id, decoding.open_image(data, settings.max_pixels))
         try:
             model, prediction = await service.batcher.submit(image.array)
         except Overloaded as exc:

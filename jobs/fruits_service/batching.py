@@ -69,16 +69,17 @@ class Batcher(Generic[Shared, Answer]):
             batch = [(a, f) for a, f in batch if not f.cancelled()]  # clients gone
             if not batch:
                 continue
-            if self.on_batch:
-                self.on_batch(len(batch))
-            try:
+            try:  # whatever goes wrong fails this batch's requests, never the consumer
+                if self.on_batch:
+                    self.on_batch(len(batch))
                 stacked = np.stack([array for array, _ in batch])
                 shared, answers = await loop.run_in_executor(self.executor, self.run, stacked)
+                results = list(zip(batch, answers, strict=True))
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), answer in zip(batch, answers, strict=True):
+            for (_, future), answer in results:
                 if not future.done():
                     future.set_result((shared, answer))
