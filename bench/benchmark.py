@@ -487,6 +487,8 @@ def bench_incremental(new_share: float) -> None:
             for kind, count in report["storage_requests"].items():
                 requests[kind] = requests.get(kind, 0) + count
         load = reports["load"]
+        for name, report in reports.items():
+            print(f"# {ds} {name}: {report['seconds']} s in the job; {report['phase_seconds']}")
         rows.append([ds, f"{load['listed']:,}", f"{load['new'] + load['changed']:,}",
                      f"{seconds['load']:.1f}", f"{seconds['featurize']:.1f}", f"{total:.1f}",
                      f"{total / first:.0%}", f"{objects} / {bytes_ / 1e6:.1f} MB",

@@ -47,7 +47,7 @@ from fruits.config import (
 from fruits.errors import InputError
 from fruits.images import ImageRejected, decode_for_model
 from fruits.model import configure_tensorflow, extract_features, load_network, network_from_arrays
-from fruits.reporting import count_by, reason_category
+from fruits.reporting import Phases, count_by, reason_category
 from fruits.spark import struct_pandas_udf
 from fruits.stages import RunPaths
 
@@ -227,7 +227,10 @@ def run(
     loaded = day.filter(F.col("status") == corpus.LOADED)
     reported = images.details.get("report", {}).get("loaded")  # load counted them: no job
     n_loaded = int(reported) if reported is not None else loaded.count()
-    vectors, facts = _vectors(spark, run, loaded, n_loaded, weights, batch_size, tf_threads)
+    phase = Phases()
+    vectors, facts = _vectors(
+        spark, run, loaded, n_loaded, weights, batch_size, tf_threads, phase
+    )
 
     events = day.drop("content", "format", "width", "height", "mode")
     joined = events.join(vectors, "image_id", "left")
@@ -250,7 +253,8 @@ def run(
         ]
     )
     features_out, quarantine_out = run.output("features"), run.output("quarantine")
-    rows.write.parquet(features_out)
+    with phase("write features"):
+        rows.write.parquet(features_out)
     written = spark.read.parquet(features_out).drop("features").cache()
     try:
         set_aside = written.filter(F.col("status").isin(corpus.QUARANTINED, corpus.SKIPPED))
@@ -270,6 +274,7 @@ def run(
             ).count(),
             "set_aside_by_reason": count_by(set_aside, reason_category()),
             **facts,
+            "phase_seconds": phase.seconds,
         }
     finally:
         written.unpersist()
@@ -290,6 +295,7 @@ def _vectors(
     weights: str,
     batch_size: int,
     tf_threads: int | None,
+    phase: Phases,
 ) -> tuple[DataFrame, dict[str, Any]]:
     """(``image_id, features, vector_reason`` for the loaded images, report facts)."""
     empty = spark.createDataFrame(
@@ -299,17 +305,23 @@ def _vectors(
         return empty, {"computed": 0, "reused": 0, "networks_built": 0}
     sc = spark.sparkContext
     tf_threads = tf_threads or int(sc.getConf().get("spark.task.cpus", "1"))
-    network = load_network(weights, read_bytes=storage.read_bytes)
-    weight_arrays: list[npt.NDArray[Any]] = network.get_weights()
-    model = model_id(weight_arrays)
-    reused = reusable_vectors(spark, run.paths, model)
+    with phase("load weights"):
+        network = load_network(weights, read_bytes=storage.read_bytes)
+        weight_arrays: list[npt.NDArray[Any]] = network.get_weights()
+        model = model_id(weight_arrays)
+    # Only the known vectors of today's contents: a small join, not the whole corpus's.
+    todays = loaded.select("image_id").distinct()
+    reused = (
+        reusable_vectors(spark, run.paths, model).join(todays, "image_id", "left_semi").cache()
+    )
     todo = (
         loaded.select("image_id", "content", "length")
         .dropDuplicates(["image_id"])
         .join(reused.select("image_id"), "image_id", "left_anti")
         .cache()
     )
-    totals = todo.agg(F.count("*"), F.avg("length")).first()
+    with phase("find known vectors"):
+        totals = todo.agg(F.count("*"), F.avg("length")).first()
     if totals is None:
         raise RuntimeError("a global aggregation returned no row")
     n_todo, mean_bytes = totals
@@ -325,7 +337,7 @@ def _vectors(
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
-        with Progress(sc, n_todo):
+        with Progress(sc, n_todo), phase("compute"):
             n_computed = computed.count()
     finally:
         todo.unpersist()

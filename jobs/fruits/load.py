@@ -30,7 +30,7 @@ from fruits import corpus, job, labels, listing, validation
 from fruits.config import MAX_FILE_BYTES, SOURCE_MAPPING_FILE
 from fruits.errors import InputError
 from fruits.images import ImageRejected, inspect_image
-from fruits.reporting import count_by, reason_category
+from fruits.reporting import Phases, count_by, reason_category
 from fruits.spark import struct_pandas_udf
 
 NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"
@@ -187,7 +187,9 @@ def run(spark: SparkSession, run: job.JobRun, full_rescan: bool = False) -> dict
     """Load the day's new and changed files under ``run.paths.inputs``; return the report."""
     roots = list(run.paths.inputs)
     validation.inputs(roots)
-    listed = list_inputs(spark, roots).cache()
+    phase = Phases()
+    with phase("list"):
+        listed = list_inputs(spark, roots).cache()
     state = corpus.state_before(spark, run.paths)
     compared, deleted = compare(listed, state, roots, full_rescan)
     compared = compared.cache()
@@ -197,7 +199,8 @@ def run(spark: SparkSession, run: job.JobRun, full_rescan: bool = False) -> dict
     todo = outcome_before_reading(
         todo.withColumn("labels", described).select("*", "labels.*").drop("labels")
     ).cache()
-    to_read = [r.path for r in todo.filter(F.col("status").isNull()).select("path").collect()]
+    with phase("compare with the corpus"):
+        to_read = [r.path for r in todo.filter(F.col("status").isNull()).select("path").collect()]
 
     inspect = inspect_images.asNondeterministic()  # decode once, not once per struct field
     meta = todo.drop("length", "modificationTime", "status", "reason")
@@ -232,10 +235,13 @@ def run(spark: SparkSession, run: job.JobRun, full_rescan: bool = False) -> dict
         .select(*columns)
     )
     output = run.output("images")
-    day.write.parquet(output)
+    with phase("read, hash, decode, write"):
+        day.write.parquet(output)
     written = spark.read.parquet(output).drop("content").cache()
     try:
-        report = _report(roots, compared, written, todo, full_rescan)
+        with phase("report"):
+            report = _report(roots, compared, written, todo, full_rescan)
+        report["phase_seconds"] = phase.seconds
     finally:
         for frame in (listed, compared, todo, written):
             frame.unpersist()
