@@ -64,6 +64,13 @@ CLASSIFIER_REG_PARAM = 0.001
 CLASSIFIER_MAX_ITER = 200
 CLASSIFIER_HIDDEN = (256,)
 CLASSIFIER_SEED = 42
+# Up to this many training values (images × 1280 features: ~40,000 images, 400 MB as float64)
+# the LR pipeline is fitted on the driver with numpy, to Spark's optimum (loss improving by
+# less than DRIVER_FIT_TOL, relative, over 10 iterations: Spark's criterion, 10x tighter than
+# its default); larger sets are fitted by Spark. Same model either way.
+DRIVER_FIT_MAX_CELLS = 50_000_000
+DRIVER_FIT_MAX_ITER = 2000
+DRIVER_FIT_TOL = 1e-7
 # Prediction: below this top-1 probability the answer is "unknown".
 PREDICT_THRESHOLD = 0.5
 # Below this cosine similarity to the nearest training image (MobileNetV2 features) a photo is

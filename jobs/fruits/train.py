@@ -5,6 +5,12 @@ The whole model is one ``pyspark.ml`` pipeline (:mod:`fruits.classifier`) fitted
 model and the saved folder is self-contained. It is evaluated on the ``Test`` split; Test images
 also present in Training (same content hash) and classes never trained on are left out, counted.
 
+When the training matrix fits in the driver's memory (``DRIVER_FIT_MAX_CELLS``) it is collected
+once and fitted with numpy (:func:`fruits.classifier.fit_arrays`), else Spark fits it
+(:func:`fruits.classifier.fit_dataframe`). Either way the saved ``PipelineModel`` is evaluated
+as ``fruits-predict`` applies it (:class:`fruits.saved_pipeline.NumpyPipeline`): on the driver
+for a small set, in a ``mapInPandas`` over the executors otherwise.
+
 Output folder, published atomically:
 
 * ``model/`` — the fitted ``PipelineModel`` (input column ``vector`` =
@@ -18,13 +24,12 @@ Output folder, published atomically:
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from pyspark.ml import PipelineModel
-from pyspark.ml.feature import StringIndexer
-from pyspark.ml.functions import array_to_vector, vector_to_array
+import pandas as pd
+from pyspark.ml.functions import array_to_vector
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -32,10 +37,10 @@ from fruits import evaluation, novelty, storage
 from fruits.classifier import (
     CLASSIFIERS,
     INPUT_COL,
-    LABEL_COL,
-    PREDICTED_LABEL_COL,
     ClassifierConfig,
-    build_pipeline,
+    fit_arrays,
+    fit_dataframe,
+    fits_on_driver,
 )
 from fruits.config import (
     EVAL_SPLIT,
@@ -46,46 +51,84 @@ from fruits.config import (
 )
 from fruits.errors import InputError
 from fruits.reporting import run_stage, stage_parser
+from fruits.saved_pipeline import NumpyPipeline
 
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 MAX_LISTED_ERRORS = 50
+SCORE_SCHEMA = "path string, label string, prediction int, confidence double, similarity float"
 
 
-def evaluate(model: PipelineModel, data: DataFrame, labels: Sequence[str]) -> dict[str, Any]:
-    """Metrics of ``model`` on labelled ``data``; the confusion matrix is under ``matrix``."""
-    predictions = model.transform(data).withColumn(
-        "confidence", F.array_max(vector_to_array("probability"))
+def features_matrix(frame: pd.DataFrame, column: str = "features") -> np.ndarray:
+    """The ``features`` arrays of a pandas frame as one ``n×d`` float32 matrix."""
+    if frame.empty:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack(frame[column].to_numpy()).astype(np.float32, copy=False)
+
+
+def score(
+    pipeline: NumpyPipeline, frame: pd.DataFrame, reference: np.ndarray | None = None
+) -> pd.DataFrame:
+    """``path, label`` of each row, the pipeline's top class index and its probability, and
+    the cosine similarity to the nearest ``reference`` row (NaN without a reference)."""
+    x = features_matrix(frame)
+    n = len(frame)
+    probabilities = pipeline.predict_proba(x) if n else np.zeros((0, len(pipeline.labels)))
+    similarity = np.full(n, np.nan, dtype=np.float32)
+    if reference is not None and n:
+        similarity = novelty.nearest_similarity(novelty.unit_rows(x), novelty.unit_rows(reference))
+    return pd.DataFrame(
+        {
+            "path": frame["path"].to_numpy(),
+            "label": frame["label"].to_numpy(),
+            "prediction": probabilities.argmax(axis=1).astype(np.int32),
+            "confidence": probabilities.max(axis=1),
+            "similarity": similarity,
+        }
     )
-    predictions = predictions.drop(INPUT_COL).cache()
+
+
+def scores(
+    pipeline: NumpyPipeline, data: DataFrame | pd.DataFrame, reference: np.ndarray | None = None
+) -> pd.DataFrame:
+    """:func:`score` on a pandas frame (on the driver) or a Spark DataFrame (``mapInPandas``:
+    pipeline and reference travel as one broadcast; only the per-row results come back)."""
+    if isinstance(data, pd.DataFrame):
+        return score(pipeline, data, reference)
+    shared = data.sparkSession.sparkContext.broadcast((pipeline, reference))
+
+    def batches(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model, nearest = shared.value
+        for frame in frames:
+            yield score(model, frame, nearest)
+
     try:
-        counts = predictions.groupBy(LABEL_COL, "prediction").count().collect()
-        matrix = evaluation.confusion_matrix(counts, len(labels))
-        correct = F.col(LABEL_COL) == F.col("prediction")
-        answered = [F.col("confidence") >= t for t in THRESHOLDS]
-        coverage = predictions.agg(
-            *[F.sum(a.cast("int")).alias(f"n{i}") for i, a in enumerate(answered)],
-            *[F.sum((a & correct).cast("int")).alias(f"c{i}") for i, a in enumerate(answered)],
-        ).first()
-        errors = (
-            predictions.filter(~correct)
-            .orderBy(F.desc("confidence"), "path")
-            .select("path", "label", PREDICTED_LABEL_COL, "confidence")
-            .limit(MAX_LISTED_ERRORS)
-            .collect()
-        )
+        return data.mapInPandas(batches, SCORE_SCHEMA).toPandas()
     finally:
-        predictions.unpersist()
-    n = int(matrix.sum())
+        shared.destroy()
+
+
+def evaluate(scored: pd.DataFrame, labels: Sequence[str]) -> dict[str, Any]:
+    """Metrics of scored rows (:func:`score`); the confusion matrix is under ``matrix``."""
+    index = {label: i for i, label in enumerate(labels)}
+    truth = scored["label"].map(index).to_numpy(dtype=np.int64)
+    predicted = scored["prediction"].to_numpy(dtype=np.int64)
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    confidence = scored["confidence"].to_numpy()
+    correct = truth == predicted
+    n = len(scored)
     by_threshold = []
-    for i, t in enumerate(THRESHOLDS):
-        kept, right = coverage[f"n{i}"] or 0, coverage[f"c{i}"] or 0
+    for t in THRESHOLDS:
+        kept = confidence >= t
         by_threshold.append(
             {
                 "threshold": t,
-                "answered": kept / n if n else None,
-                "accuracy_when_answered": right / kept if kept else None,
+                "answered": float(kept.mean()) if n else None,
+                "accuracy_when_answered": float(correct[kept].mean()) if kept.any() else None,
             }
         )
+    wrong = scored[~correct].assign(true=lambda f: f["label"])
+    wrong = wrong.sort_values(["confidence", "path"], ascending=[False, True])
     return {
         **evaluation.summarize(matrix, labels),
         "confusions": evaluation.confusions(matrix, labels),
@@ -94,10 +137,10 @@ def evaluate(model: PipelineModel, data: DataFrame, labels: Sequence[str]) -> di
             {
                 "path": r.path,
                 "label": r.label,
-                "predicted": r[PREDICTED_LABEL_COL],
+                "predicted": labels[int(r.prediction)],
                 "confidence": round(float(r.confidence), 4),
             }
-            for r in errors
+            for r in wrong.head(MAX_LISTED_ERRORS).itertuples()
         ],
         "matrix": matrix,
     }
@@ -109,21 +152,13 @@ def reference_sample(train: DataFrame, per_class: int) -> DataFrame:
     return (
         train.withColumn("n", F.row_number().over(order))
         .filter(F.col("n") <= per_class)
-        .select("label", "image_id", vector_to_array(INPUT_COL, "float32").alias("features"))
+        .select("label", "image_id", "features")
     )
 
 
-def _unit_features(rows: list[Any]) -> np.ndarray:
-    return novelty.unit_rows(np.array([r.features for r in rows], dtype=np.float32))
-
-
-def novelty_report(reference: DataFrame, test: DataFrame) -> dict[str, Any]:
+def novelty_report(reference: np.ndarray, test_sim: np.ndarray) -> dict[str, Any]:
     """Nearest-reference similarities of reference (leave-one-out) and Test images."""
-    ref = _unit_features(reference.collect())
-    test_rows = test.select(vector_to_array(INPUT_COL, "float32").alias("features")).collect()
-    test_sim = (
-        novelty.nearest_similarity(_unit_features(test_rows), ref) if test_rows else np.array([])
-    )
+    ref = novelty.unit_rows(reference)
     return {
         "method": "cosine similarity of MobileNetV2 features to the nearest reference image",
         "min_similarity": MIN_SIMILARITY,
@@ -141,20 +176,28 @@ def _split(data: DataFrame, split: str) -> DataFrame:
     return data.filter(F.lower(F.col("split")) == split.lower())
 
 
-def _fit(train: DataFrame, config: ClassifierConfig, split: str, input_uri: str):
-    """The label indexer and the fitted pipeline (k capped at the data's size)."""
-    n_train = train.count()
-    indexer = StringIndexer(inputCol="label", outputCol=LABEL_COL, stringOrderType="alphabetAsc")
-    labels = indexer.fit(train) if n_train else None
-    if labels is None or len(labels.labels) < 2:
+def _distinct(data: DataFrame) -> DataFrame:
+    """One row per (content, label), in one partition per core.
+
+    ``dropDuplicates`` alone shuffles into ``spark.sql.shuffle.partitions`` (200) partitions,
+    and a cached plan keeps them all (Spark does not coalesce cached plans): then every job on
+    the training set, every iteration of a Spark fit, runs 200 tasks. Hash-partitioning by the
+    same keys first makes the de-duplication use those partitions.
+    """
+    cores = data.sparkSession.sparkContext.defaultParallelism
+    return data.repartition(cores, "image_id", "label").dropDuplicates(["image_id", "label"])
+
+
+def _labels(train: DataFrame, split: str, input_uri: str) -> tuple[int, list[str]]:
+    counts = train.groupBy("label").count().collect()
+    n_train = sum(int(r["count"]) for r in counts)
+    labels = sorted(r.label for r in counts)
+    if len(labels) < 2:
         raise InputError(
             f"training needs images of at least 2 classes in the {split!r} split (folders named "
             f"{split}/<Label>/); {input_uri} has {n_train} images there"
         )
-    dim = len(train.first()[INPUT_COL])
-    # n images span at most n - 1 directions around their mean: more components are noise.
-    fitted = config.with_k(min(config.k, dim, n_train - 1))
-    return n_train, list(labels.labels), fitted, build_pipeline(fitted, labels).fit(train)
+    return n_train, labels
 
 
 def run(
@@ -173,19 +216,29 @@ def run(
         raise InputError(f"--k must be at least 1, got {config.k}")
     if not storage.exists(spark, input_uri):
         raise InputError(f"input not found: {input_uri} (run the featurize stage first)")
-    data = spark.read.parquet(input_uri).select(
-        "image_id", "path", "label", "split", array_to_vector("features").alias(INPUT_COL)
-    )
-    train = _split(data, train_split).dropDuplicates(["image_id", "label"]).cache()
+    data = spark.read.parquet(input_uri).select("image_id", "path", "label", "split", "features")
+    train = _distinct(_split(data, train_split)).cache()
     try:
-        n_train, labels, fitted, model = _fit(train, config, train_split, input_uri)
-        held_out = _split(data, eval_split).dropDuplicates(["image_id", "label"])
+        n_train, labels = _labels(train, train_split, input_uri)
+        dim = len(train.first()["features"])
+        # n images span at most n - 1 directions around their mean: more components are noise.
+        fitted = config.with_k(min(config.k, dim, n_train - 1))
+        held_out = _distinct(_split(data, eval_split))
         seen = F.col("label").isin(labels)
         in_training = held_out.join(train.select("image_id"), "image_id", "left_semi")
         test = held_out.filter(seen).join(train.select("image_id"), "image_id", "left_anti")
-        n_test = test.count()
-        metrics = evaluate(model, test, labels) if n_test else None
-        reference = reference_sample(train, REFERENCE_PER_CLASS).cache()
+        rows = ["path", "label", "features"]
+        train_rows: DataFrame | pd.DataFrame = train.select(*rows)
+        test_rows: DataFrame | pd.DataFrame = test.select(*rows)
+        if fits_on_driver(fitted, n_train, dim):
+            train_rows, test_rows = train_rows.toPandas(), test_rows.toPandas()
+            index = {label: i for i, label in enumerate(labels)}
+            y = train_rows["label"].map(index).to_numpy()
+            model, fit_info = fit_arrays(fitted, labels, features_matrix(train_rows), y)
+        else:
+            vectors = train.withColumn(INPUT_COL, array_to_vector("features"))
+            model, fit_info = fit_dataframe(fitted, labels, vectors)
+        reference = reference_sample(train, REFERENCE_PER_CLASS).toPandas()
         report = {
             "input": input_uri,
             "output": output_uri,
@@ -194,29 +247,36 @@ def run(
             "classes": len(labels),
             "labels": labels,
             "n_train": n_train,
-            "n_test": n_test,
             "test_skipped_unseen_label": held_out.filter(~seen).count(),
             "test_skipped_also_in_training": in_training.count(),
             "config": fitted.as_dict(),
             "k_requested": config.k,
+            "fit": fit_info,
             "stages": [type(s).__name__ for s in model.stages],
             "threshold": PREDICT_THRESHOLD,
-            "train_accuracy": evaluate(model, train, labels)["accuracy"],
-            "test": _without_matrix(metrics),
-            "novelty": novelty_report(reference, test),
         }
         with storage.staged(spark, output_uri) as staging:
             model.write().overwrite().save(f"{staging}/model")
-            reference.write.mode("overwrite").parquet(f"{staging}/reference")
+            # Evaluated as saved, with the numpy pipeline fruits-predict applies.
+            pipeline = NumpyPipeline.load(f"{staging}/model")
+            ref = features_matrix(reference)
+            test_scores = scores(pipeline, test_rows, ref)
+            metrics = evaluate(test_scores, labels) if len(test_scores) else None
+            report |= {
+                "n_test": len(test_scores),
+                "train_accuracy": evaluate(scores(pipeline, train_rows), labels)["accuracy"],
+                "test": _without_matrix(metrics),
+                "novelty": novelty_report(ref, test_scores["similarity"].to_numpy()),
+            }
+            reference_sample(train, REFERENCE_PER_CLASS).write.parquet(f"{staging}/reference")
             storage.write_json(spark, f"{staging}/report.json", report)
             if metrics is not None:
                 title = (
                     f"{eval_split}: accuracy {metrics['accuracy']:.1%}, "
-                    f"macro-F1 {metrics['macro_f1']:.3f} ({n_test} images)"
+                    f"macro-F1 {metrics['macro_f1']:.3f} ({len(test_scores)} images)"
                 )
                 plot = evaluation.plot_confusion(metrics["matrix"], labels, title)
                 storage.write_bytes(spark, f"{staging}/confusion_matrix.png", plot)
-        reference.unpersist()
     finally:
         train.unpersist()
     return summary(report)

@@ -12,7 +12,7 @@ from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import functions as F
 
 from fruits import train
-from fruits.classifier import ClassifierConfig
+from fruits.classifier import ClassifierConfig, fit_arrays, fit_dataframe, fits_on_driver
 from fruits.errors import InputError
 from fruits.saved_pipeline import NumpyPipeline
 from fruits.stages import STAGES, RunPaths
@@ -148,3 +148,39 @@ def test_train_is_the_last_stage_and_reads_every_dates_features():
     args = stage.args(paths, None)
     assert args[args.index("--input") + 1] == "s3://bucket/out/features"
     assert args[args.index("--output") + 1] == paths.model == "s3://bucket/out/model/ds=2026-11-26"
+
+
+def test_the_driver_fit_reaches_sparks_optimum_and_gives_the_same_model(small_features, spark):
+    """fit_arrays (numpy, on the driver) against fit_dataframe (Spark's own LR) on real
+    features: same objective, so the same predictions, and at least as low a loss."""
+    data = spark.read.parquet(small_features).withColumn("vector", array_to_vector("features"))
+    train_rows = data.filter("split = 'Training'")
+    labels = sorted(SMALL)
+    rows = train_rows.select("label", "features").toPandas()
+    x = np.stack(rows["features"].to_numpy())
+    y = rows["label"].map({label: i for i, label in enumerate(labels)}).to_numpy()
+    config = ClassifierConfig(k=16, reg_param=0.01)
+    on_driver, driver_info = fit_arrays(config, labels, x, y)
+    by_spark, spark_info = fit_dataframe(config, labels, train_rows)
+    assert (driver_info["fitted_on"], spark_info["fitted_on"]) == ("driver", "spark")
+    assert driver_info["converged"]
+    assert driver_info["loss"] <= spark_info["loss"] * (1 + 1e-6)
+
+    test = data.filter("split = 'Test' AND label IN ('Banana', 'Kiwi', 'Lemon', 'Pear')")
+    out = [
+        model.transform(test).select(vector_to_array("probability").alias("p"), "predicted_label")
+        for model in (on_driver, by_spark)
+    ]
+    driver_rows, spark_rows = out[0].collect(), out[1].collect()
+    assert [r.predicted_label for r in driver_rows] == [r.predicted_label for r in spark_rows]
+    np.testing.assert_allclose([r.p for r in driver_rows], [r.p for r in spark_rows], atol=0.01)
+    assert [type(s).__name__ for s in on_driver.stages] == [
+        type(s).__name__ for s in by_spark.stages
+    ]
+
+
+def test_only_small_lr_fits_on_the_driver():
+    lr, mlp = ClassifierConfig(), ClassifierConfig(classifier="mlp")
+    assert fits_on_driver(lr, 2430, 1280)
+    assert not fits_on_driver(lr, 10_000_000, 1280)
+    assert not fits_on_driver(mlp, 2430, 1280)
