@@ -10,7 +10,10 @@ Sections:
   (same images, same run; medians of --repeats, ratios of the medians), plus where the time goes;
 * broadcast — size of the broadcast weights and time to broadcast and read them back;
 * pca — fit + transform time for 10 k, 50 k and 100 k × 1280 vectors, and the k chosen;
-* pipeline — end-to-end wall time and peak memory of `fruits-local` at several data scales.
+* pipeline — end-to-end wall time and peak memory of `fruits-local` at several data scales;
+* incremental — day 1 on the sample, then day 2 with 5 % new photos (load and featurize through
+  spark-submit as in production): day 2's share of day 1's time, and what publishing costs in
+  object-store requests (nothing renamed or copied).
 Speed is measured here, never asserted in tests.
 """
 
@@ -31,14 +34,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SAMPLE = Path(os.environ.get("FRUITS_SAMPLE_DIR", SHARED / "data" / "fruits360-sample"))
-WEIGHTS = Path(
-    os.environ.get(
-        "FRUITS_WEIGHTS", SHARED / "models" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"
-    )
-)
+from fruits.layout import DEFAULT_INPUT, DEFAULT_WEIGHTS_FILE, REPO_ROOT
+
+REPO = REPO_ROOT
+SAMPLE = Path(os.environ.get("FRUITS_SAMPLE_DIR", DEFAULT_INPUT))
+WEIGHTS = Path(os.environ.get("FRUITS_WEIGHTS", DEFAULT_WEIGHTS_FILE))
 CORES = 2
 
 
@@ -74,24 +74,30 @@ def replicate_sample(target: Path, images: int) -> Path:
 
 
 def spark_session(cores: int = CORES, driver_memory: str = "10g"):
-    """This process's Spark session (one per process: a stopped one cannot be restarted
-    cleanly, PySpark's accumulator server stays bound to the first)."""
-    from pyspark.sql import SparkSession
+    """This process's Spark session, the product's (``fruits.spark.get_spark``) on ``cores``
+    (one per process: a stopped one cannot be restarted cleanly)."""
+    from fruits.spark import get_spark
 
-    from fruits.config import SPARK_CONF
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName("fruits-bench")
-        .config("spark.driver.memory", driver_memory)
-        .config("spark.ui.enabled", "false")
+    os.environ["PYSPARK_SUBMIT_ARGS"] = (
+        f"--master local[{cores}] --driver-memory {driver_memory} "
+        "--conf spark.ui.enabled=false pyspark-shell"
     )
-    for key, value in SPARK_CONF.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = get_spark("fruits-bench")
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def run_paths(inputs: list[Path], root: Path, ds: str = "2026-01-01"):
+    from fruits.stages import RunPaths
+
+    return RunPaths(tuple(str(i) for i in inputs), str(root), ds)
+
+
+def stage_run(paths):
+    """One execution of a stage, superseded runs deleted at once."""
+    from fruits.job import JobRun
+
+    return JobRun.create(paths, retention_hours=0)
 
 
 # --------------------------------------------------------------------------- featurize
@@ -172,17 +178,19 @@ def measure(path: str, work: Path) -> dict[str, float]:
     else:
         spark = spark_session()
         session_s = time.perf_counter() - started
+        images = _images_run(work)
         if path == "spark":
-            from fruits import featurize
+            from fruits import catalog, featurize
 
-            report = featurize.run(
-                spark, str(work / "images"), str(out), str(work / "q"), str(WEIGHTS)
-            )
+            paths = run_paths([], out)  # a fresh root: no features to reuse
+            catalog.publish(paths.partition("images"), "bench", uri=images.uri,
+                            details=images.details)  # fmt: skip
+            report = featurize.run(spark, stage_run(paths), str(WEIGHTS))
             result = {k: v for k, v in report.items() if k.endswith("_seconds")}
         else:
             from fruits.featurize import task_count
 
-            loaded = spark.read.parquet(str(work / "images"))
+            loaded = spark.read.parquet(images.uri).filter("status = 'loaded'")
             partitions = task_count(loaded.count(), spark.sparkContext.defaultParallelism)
             udf = naive_udf(str(WEIGHTS))
             frame = loaded.repartition(partitions).select("image_id", udf("content").alias("f"))
@@ -216,6 +224,14 @@ def plain_keras(paths: list[Path], out: Path) -> dict[str, float]:
     return {"decode_seconds": decode, "inference_seconds": infer}
 
 
+def _images_run(work: Path):
+    from fruits import catalog
+
+    images = catalog.current(run_paths([], work / "loaded").partition("images"))
+    assert images is not None
+    return images
+
+
 def _measure_in_subprocess(path: str, work: Path) -> dict[str, float]:
     command = [sys.executable, __file__, "--measure", path, "--work", str(work)]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -233,7 +249,7 @@ def bench_featurize(n_images: int, repeats: int) -> None:
     for n in sizes:
         works[n] = Path(tempfile.mkdtemp(prefix=f"fruits-bench-{n}-"))
         images = replicate_sample(works[n] / "in", n)
-        load.run(spark, str(images), str(works[n] / "images"), str(works[n] / "lq"))
+        load.run(spark, stage_run(run_paths([images], works[n] / "loaded")))
 
     runs: dict[tuple[str, int], list[dict[str, float]]] = {}
     for _ in range(repeats):  # interleaved, so a slow spell of the machine hits every path
@@ -329,25 +345,32 @@ def bench_pca(sizes: list[int]) -> None:
     from pyspark.ml.functions import array_to_vector
     from pyspark.sql import functions as F
 
-    from fruits import pca
+    from fruits import corpus, pca
 
     spark = spark_session()
     features = _real_features(spark)
     rows = []
+    columns = [c.split()[0] for c in corpus.FEATURES_SCHEMA.split(", ")]
     for n in sizes:
         work = Path(tempfile.mkdtemp(prefix="fruits-pca-"))
+        paths = run_paths([], work)
         # n vectors: the real features cycled, with 1 % noise so no two rows are equal.
         base = features[np.arange(n) % len(features)]
         noisy = base * (1 + 0.01 * np.random.default_rng(0).standard_normal(base.shape))
         frame = spark.createDataFrame(
-            [(str(i), f"p{i}", "x", None, v.tolist()) for i, v in enumerate(noisy.astype("f4"))],
-            "image_id string, path string, label string, split string, features array<float>",
-        )
-        frame.write.parquet(str(work / "features"))
-        seconds, report = timed(lambda w=work: pca.run(spark, str(w / "features"), str(w / "out")))
+            [(str(i), f"p{i}", "x", v.tolist()) for i, v in enumerate(noisy.astype("f4"))],
+            "image_id string, path string, label string, features array<float>",
+        ).withColumn("status", F.lit(corpus.FEATURIZED))
+        for name, kind in (c.split() for c in corpus.FEATURES_SCHEMA.split(", ")):
+            if name not in frame.columns:
+                frame = frame.withColumn(name, F.lit(None).cast(kind))
+        corpus_run = stage_run(paths)
+        frame.select(*columns).write.parquet(corpus_run.output("features"))
+        corpus_run.publish("features", n, {})
+        seconds, report = timed(lambda p=paths: pca.run(spark, stage_run(p)))
         t_fixed, _ = timed(
-            lambda w=work: pca.fit_pca(
-                spark.read.parquet(str(w / "features")).withColumn(
+            lambda p=paths: pca.fit_pca(
+                corpus.current_features(spark, p).withColumn(
                     "vector", array_to_vector(F.col("features"))
                 ),
                 64,
@@ -356,7 +379,7 @@ def bench_pca(sizes: list[int]) -> None:
         rows.append([f"{n:,}", report["k"], f"{seconds:.1f}", f"{t_fixed:.1f}"])
         shutil.rmtree(work, ignore_errors=True)
     table(
-        "PCA (pyspark.ml) on n × 1280 vectors",
+        "PCA (ExactPCA → pyspark.ml PCAModel) on n × 1280 vectors",
         [
             "n",
             "k for 95 %",
@@ -368,18 +391,19 @@ def bench_pca(sizes: list[int]) -> None:
 
 
 def _real_features(spark) -> np.ndarray:
-    """Real features: the last local run's, else the sample's first 400 images featurized."""
-    runs = sorted((REPO / "output" / "features").glob("ds=*"))
-    if runs:
-        rows = spark.read.parquet(str(runs[-1])).select("features").collect()
-        return np.array([r.features for r in rows], dtype=np.float32)
-    from fruits import featurize, load
+    """Real features: the last local run's corpus, else the sample's first 400 images."""
+    from fruits import corpus, featurize, load
 
+    paths = run_paths([], REPO / "output")
+    if (REPO / "output" / "features").is_dir():
+        rows = corpus.current_features(spark, paths).select("features").collect()
+        if rows:
+            return np.array([r.features for r in rows], dtype=np.float32)
     work = Path(tempfile.mkdtemp(prefix="fruits-feat-"))
-    images = replicate_sample(work / "in", 400)
-    load.run(spark, str(images), str(work / "i"), str(work / "q"))
-    featurize.run(spark, str(work / "i"), str(work / "f"), str(work / "fq"), str(WEIGHTS))
-    rows = spark.read.parquet(str(work / "f")).select("features").collect()
+    paths = run_paths([replicate_sample(work / "in", 400)], work / "out")
+    load.run(spark, stage_run(paths))
+    featurize.run(spark, stage_run(paths), str(WEIGHTS))
+    rows = corpus.current_features(spark, paths).select("features").collect()
     return np.array([r.features for r in rows], dtype=np.float32)
 
 
@@ -423,13 +447,75 @@ def _stage_seconds(out: Path) -> str:
     return ", ".join(f"{p.stem} {json.loads(p.read_text())['seconds']:.0f}" for p in reports)
 
 
+# --------------------------------------------------------------------------- incremental
+
+
+def _written(run_uri: str) -> tuple[int, int]:
+    """Objects (files) and bytes in a run folder: what Spark's committer wrote."""
+    files = [f for f in Path(run_uri).rglob("*") if f.is_file()]
+    return len(files), sum(f.stat().st_size for f in files)
+
+
+def bench_incremental(new_share: float) -> None:
+    """Day 1 on the whole sample, day 2 with ``new_share`` more photos, through spark-submit."""
+    from fruits import catalog
+    from fruits.local import run_stage
+    from fruits.stages import STAGES, PipelineOptions
+
+    stages = {stage.name: stage for stage in STAGES}
+    options = PipelineOptions(weights=str(WEIGHTS), retention_hours=0)
+    n = len(list(SAMPLE.rglob("*.jpg")))
+    work = Path(tempfile.mkdtemp(prefix="fruits-incremental-"))
+    images = replicate_sample(work / "in", n)
+    rows, first = [], None
+    for ds, added in (("2026-01-01", n), ("2026-01-02", round(n * new_share))):
+        if first is not None:  # distinct new photos (new bytes) beside the day-1 ones
+            extra = replicate_sample(work / "extra", n + added)
+            shutil.copytree(extra / "copy1", images / "copy1")
+        paths = run_paths([images], work / "out", ds)
+        seconds = {}
+        reports = {}
+        for name in ("load", "featurize"):
+            seconds[name], reports[name] = timed(
+                lambda s=stages[name], p=paths: run_stage(s, p, options, quiet=True)
+            )
+        total = seconds["load"] + seconds["featurize"]
+        first = first or total
+        objects = bytes_ = 0
+        for dataset in ("images", "features", "quarantine"):
+            run = catalog.current(paths.partition(dataset))
+            count, size = _written(run.uri)
+            objects, bytes_ = objects + count, bytes_ + size
+        requests: dict[str, int] = {}
+        for report in reports.values():
+            for kind, count in report["storage_requests"].items():
+                requests[kind] = requests.get(kind, 0) + count
+        load = reports["load"]
+        rows.append([ds, f"{load['listed']:,}", f"{load['new'] + load['changed']:,}",
+                     f"{seconds['load']:.1f}", f"{seconds['featurize']:.1f}", f"{total:.1f}",
+                     f"{total / first:.0%}", f"{objects} / {bytes_ / 1e6:.1f} MB",
+                     ", ".join(f"{k} {v}" for k, v in sorted(requests.items())), "0",
+                     f"{2 * objects}"])  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+    table(
+        f"Daily increments — day 2 adds {new_share:.0%} new photos; load + featurize through "
+        f"spark-submit, local[{CORES}]",
+        ["day", "listed", "read (new+changed)", "load s", "featurize s", "load+featurize s",
+         "of day 1", "objects written by Spark (images+features+quarantine)",
+         "requests by the stages (pointers, reports, deletes)", "objects renamed or copied",
+         "renames a staged publish would cost on S3 (COPY+DELETE per object)"],
+        rows,
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="featurize,broadcast,pca,pipeline")
+    parser.add_argument("--only", default="featurize,broadcast,pca,pipeline,incremental")
     parser.add_argument("--images", type=int, default=3240, help="featurize: largest size")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pca-sizes", default="10000,50000,100000")
     parser.add_argument("--scales", default="0.25,1", help="pipeline scales of the sample")
+    parser.add_argument("--new-share", type=float, default=0.05, help="incremental: day 2")
     parser.add_argument("--measure", choices=sorted(PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -446,6 +532,8 @@ def main() -> None:
         bench_pca([int(s) for s in args.pca_sizes.split(",")])
     if "pipeline" in sections:
         bench_pipeline([float(s) for s in args.scales.split(",")])
+    if "incremental" in sections:
+        bench_incremental(args.new_share)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,12 @@ On EMR (``FRUITS_EXECUTION=emr``)::
         → terminate_cluster   (teardown of create_cluster: runs even when a stage or the
                                creation fails; finds the run's cluster by tags if no id)
 
-create_cluster reuses an active cluster tagged with the run; a failed step sensor logs the
-step's FailureDetails and stderr tail (fruits_airflow.emr_runtime).
+validate_params sizes the cluster (fruits_airflow.capacity) and refuses, before any AWS call, a
+cluster where no executor can start or a Python worker would outgrow its memory. Steps run
+spark-submit in client mode (the driver on the primary node), one YARN attempt each. The tasks
+that call AWS retry with exponential backoff; a failed step is never retried: its sensor logs
+EMR's reason and the driver's Python traceback and fails the run. create_cluster reuses an
+active cluster tagged with the run (fruits_airflow.emr_runtime).
 
 Local twin (``FRUITS_EXECUTION=local``, the default; the graph depends on the environment only)::
 
@@ -23,30 +27,33 @@ replaces its own date only. Params, Variables, triggering, backfills: docs/airfl
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from dataclasses import asdict, replace
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
-from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.providers.amazon.aws.utils.waiter import WaitPolicy
 from airflow.sdk import DAG, TriggerRule, chain, task
 
 from fruits.stages import STAGES
 from fruits_airflow import (
     artifacts,
+    capacity,
+    cluster_python,
     deployment,
-    emr_cluster,
+    emr_plan,
     emr_runtime,
-    emr_steps,
     local_stages,
     residency,
     run_params,
 )
 from fruits_airflow.deployment import AWS_CONN_ID, AwsSettings
+from fruits_airflow.emr_runtime import AWS_RETRIES
 from fruits_airflow.execution import Mode, execution
 from fruits_airflow.run_params import RunRequest
+
+log = logging.getLogger(__name__)
 
 EXECUTION = execution()
 STEP_TIMEOUT = dt.timedelta(hours=6)
@@ -69,11 +76,21 @@ def partition_date(ds: str | None, dag_run: Any) -> str:
 # EMR tasks ------------------------------------------------------------------------------------
 
 
-@task(task_id="validate_params")
+# Tasks returning a dict push it as one XCom (what the next tasks take), except prepare, whose
+# keys the operators read one by one (multiple_outputs=True).
+
+
+@task(task_id="validate_params", multiple_outputs=False)
 def validate_emr_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Params and deployment Variables → the run request. No AWS call, nothing created."""
+    """Params and deployment Variables → the run request, its cluster sized and the cluster's
+    Python versions pinned. No AWS call, nothing created."""
     settings = deployment.aws_settings()
     request = run_params.validate_emr(params or {}, settings)
+    try:
+        cluster_python.requirements_text()
+    except cluster_python.LockError as error:
+        raise run_params.InvalidRun(f"the cluster's Python packages: {error}") from None
+    log.info("%s", capacity.summary(run_params.run_capacity(settings, request)))
     return {"aws": asdict(settings), "request": asdict(request)}
 
 
@@ -81,7 +98,7 @@ def _unpack(run: dict[str, Any]) -> tuple[AwsSettings, RunRequest]:
     return deployment.aws_settings_from(run["aws"]), RunRequest.from_xcom(run["request"])
 
 
-@task
+@task(**AWS_RETRIES)
 def check_region(run: dict[str, Any]) -> str:
     """EU guard: refuse a non-EU cluster region or bucket before anything is created."""
     settings, request = _unpack(run)
@@ -90,29 +107,26 @@ def check_region(run: dict[str, Any]) -> str:
     return residency.check_residency(settings.region, buckets, s3)
 
 
-@task(multiple_outputs=True)
+@task(multiple_outputs=True, **AWS_RETRIES)
 def prepare(
     run: dict[str, Any],
     ds: str | None = None,
     run_id: str | None = None,
     dag_run: Any = None,
 ) -> dict[str, Any]:
-    """Upload code, bootstrap script and weights (skipped when unchanged); plan the cluster and
-    one step per stage. Returns ``cluster`` and one step list per stage name."""
+    """Upload code, bootstrap script, the cluster's Python versions and weights (skipped when
+    unchanged); plan the cluster and one step per stage (fruits_airflow.emr_plan). Returns
+    ``cluster`` and one step list per stage name."""
     ds = partition_date(ds, dag_run)
     settings, request = _unpack(run)
     s3 = S3Hook(aws_conn_id=AWS_CONN_ID, region_name=settings.region)
     root = settings.artifacts_root
-    code = artifacts.publish_job_code(s3, root)
-    bootstrap = artifacts.publish(s3, root, artifacts.bootstrap_script())
-    request = replace(request, weights=artifacts.publish_weights(s3, root, request.weights))
-    paths, options = request.paths(ds), request.options()
-    return {
-        "cluster": emr_cluster.job_flow_overrides(
-            settings, request, bootstrap, ds=ds, run_id=run_id
-        ),
-        **{stage.name: [emr_steps.stage_step(stage, paths, options, code)] for stage in STAGES},
-    }
+    files = artifacts.publish_run_files(s3, root)
+    weights = artifacts.publish_weights(s3, root, request.weights, settings.weights_dir)
+    plan = emr_plan.plan_run(
+        settings, replace(request, weights=weights), files, ds=ds, run_id=run_id
+    )
+    return {"cluster": plan.cluster, **plan.steps}
 
 
 def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
@@ -125,23 +139,26 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
         task_id="create_cluster",
         job_flow_overrides=plan["cluster"],
         emr_conn_id=None,
+        wait_for_completion=True,  # provider >= 9.39: wait_policy alone will stop waiting
         wait_policy=WaitPolicy.WAIT_FOR_COMPLETION,  # cluster up (bootstrap done) or failed
         waiter_delay=max(1, round(poke)),
         waiter_max_attempts=math.ceil(CLUSTER_START_TIMEOUT.total_seconds() / max(1, poke)),
         deferrable=deferrable,
         **aws,
+        **AWS_RETRIES,
     )
     chain(run, check_region(run), plan, create_cluster)
 
     previous = create_cluster
     for stage in STAGES:
-        submit = EmrAddStepsOperator(
+        submit = emr_runtime.RunStepAddOperator(  # a retry does not add the step twice
             task_id=stage.name,
             job_flow_id=create_cluster.output,
             steps=plan[stage.name],
             **aws,
+            **AWS_RETRIES,
         )
-        wait = EmrStepSensor(
+        wait = emr_runtime.RunStepSensor(  # a failed step: its traceback logged, no retry
             task_id=f"wait_for_{stage.name}",
             job_flow_id=create_cluster.output,
             step_id=f"{{{{ ti.xcom_pull(task_ids='{stage.name}')[0] }}}}",
@@ -150,8 +167,8 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
             max_attempts=math.ceil(STEP_TIMEOUT.total_seconds() / max(1, poke)),
             deferrable=deferrable,
             mode="poke" if deferrable else "reschedule",
-            on_failure_callback=emr_runtime.report_failed_step,  # FailureDetails, stderr tail
             **aws,
+            **AWS_RETRIES,
         )
         chain(previous, submit, wait)
         previous = wait
@@ -164,6 +181,7 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
         waiter_delay=max(1, round(poke)),
         deferrable=deferrable,
         **aws,
+        **AWS_RETRIES,
     )
     previous >> terminate_cluster.as_teardown(setups=create_cluster)
     # Also after a failed create_cluster, which may have started a cluster anyway.
@@ -173,13 +191,13 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
 # Local twin -----------------------------------------------------------------------------------
 
 
-@task(task_id="validate_params")
+@task(task_id="validate_params", multiple_outputs=False)
 def validate_local_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Params and FRUITS_* env vars → the run request (local folders only)."""
     return asdict(run_params.validate_local(params or {}, deployment.local_settings()))
 
 
-@task
+@task(multiple_outputs=False)
 def run_local_stage(
     stage: str, request: dict[str, Any], ds: str | None = None, dag_run: Any = None
 ) -> dict[str, Any]:

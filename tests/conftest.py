@@ -13,12 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from fruits.layout import DEFAULT_INPUT as DEFAULT_SAMPLE
+from fruits.layout import DEFAULT_WEIGHTS_FILE as DEFAULT_WEIGHTS
 from samples import SMALL_CLASSES, copy_subset
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-DEFAULT_SAMPLE = SHARED / "data" / "fruits360-sample"
-DEFAULT_WEIGHTS = SHARED / "models" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -53,15 +50,13 @@ def small_sample(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator:
-    """A real embedded Spark with the project's defaults, two cores as in CI."""
-    from pyspark.sql import SparkSession
+    """The jobs' own session (``fruits.spark.get_spark``) on two cores, as in CI."""
+    from fruits.spark import get_spark
 
-    from fruits.config import SPARK_CONF
-
-    builder = SparkSession.builder.master("local[2]").appName("fruits-tests")
-    for key, value in {**SPARK_CONF, "spark.sql.shuffle.partitions": "4"}.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    os.environ["PYSPARK_SUBMIT_ARGS"] = (
+        "--master local[2] --conf spark.sql.shuffle.partitions=4 pyspark-shell"
+    )
+    session = get_spark("fruits-tests")
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

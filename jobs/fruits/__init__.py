@@ -1,10 +1,9 @@
-"""Fruits! image pipeline: Spark jobs that turn fruit photos into compact feature vectors.
+"""Fruits! image pipeline: Spark jobs that turn fruit photos into a fruit classifier.
 
-Stages (each a ``spark-submit`` entry point under ``jobs/``):
-
-* :mod:`fruits.load` — list and validate images, quarantine the bad ones.
-* :mod:`fruits.featurize` — MobileNetV2 (ImageNet) features, weights broadcast to executors.
-* :mod:`fruits.pca` — ``pyspark.ml`` PCA, k from explained variance or given.
+Stages (each a ``spark-submit`` entry point under ``jobs/``, listed once in
+:data:`fruits.stages.STAGES`): :mod:`fruits.load`, :mod:`fruits.featurize`, :mod:`fruits.pca`,
+:mod:`fruits.train`. Their outputs are published by :mod:`fruits.catalog` and read as the
+corpus of :mod:`fruits.corpus`; :mod:`fruits.predict` answers for one photo.
 """
 
 __version__ = "0.1.0"

@@ -7,14 +7,22 @@ from __future__ import annotations
 
 # EMR release targeted in production and the Spark it ships (pyspark is pinned to its minor).
 EMR_RELEASE_LABEL = "emr-7.12.0"
-EMR_SPARK_VERSION = "3.5.6"
 
-# Files the load stage reads as images (matched case-insensitively by extension).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-# Hadoop glob for Spark's binaryFile `pathGlobFilter` (case-insensitive spelling of the above).
-IMAGE_GLOB = "*.{[jJ][pP][gG],[jJ][pP][eE][gG],[pP][nN][gG]}"
-# Folder names recognised as a dataset split (compared case-insensitively).
-SPLITS = ("Training", "Test", "Validation")
+# Image formats the pipeline decodes, recognised by content whatever the file's extension
+# (Pillow format names); any other file is quarantined with the format it has.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
+# Folder names that set a file's split (compared case-insensitively): alias → split.
+SPLIT_ALIASES = {
+    "training": "Training",
+    "train": "Training",
+    "test": "Test",
+    "validation": "Validation",
+    "val": "Validation",
+}
+# A source's optional mapping of its classes (read by the train stage, never loaded as data).
+SOURCE_MAPPING_FILE = "fruit_map.csv"
+# Files larger than this are quarantined unread (no phone photo comes near it).
+MAX_FILE_BYTES = 100 * 1024 * 1024
 # Larger images are quarantined before decoding (decompression-bomb guard): 50 megapixels.
 MAX_IMAGE_PIXELS = 50_000_000
 
@@ -38,8 +46,6 @@ ARROW_BATCH_MAX_BYTES = 64 * 1024 * 1024
 PYTHON_WORKER_PEAK_BYTES = 1_300 * 1024 * 1024
 # Images per featurize task (at least two tasks per core are made, for balance).
 ROWS_PER_TASK = 1024
-# TensorFlow threads per Python worker (one Spark task = one core by default).
-TF_THREADS_PER_WORKER = 1
 
 # PCA: smallest k whose cumulative explained variance reaches this, unless k is given.
 DEFAULT_VARIANCE = 0.95
@@ -50,8 +56,13 @@ SPARK_CONF = {
     "spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS),
     "spark.sql.parquet.compression.codec": "snappy",
     "spark.python.worker.reuse": "true",
-    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.ui.showConsoleProgress": "false",  # featurize reports its own progress
+    # Let adaptive execution coalesce the shuffles of cached plans too (small daily increments).
+    "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
 }
+# How long a superseded or abandoned run folder is kept after the flip (readers that resolved
+# the previous pointer can finish), before the next publication deletes it.
+RUN_RETENTION_HOURS = 24.0
 
 # Classifier (train stage): fitted on TRAIN_SPLIT, evaluated on EVAL_SPLIT.
 TRAIN_SPLIT = "Training"

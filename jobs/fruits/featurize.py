@@ -1,23 +1,30 @@
-"""Stage 2, featurize: MobileNetV2 (ImageNet) features for every loaded image.
+"""Stage 2, featurize: MobileNetV2 (ImageNet) features for the day's loaded images.
 
 The driver loads the network once and broadcasts its weight arrays
 (``SparkContext.broadcast``); each executor Python worker rebuilds the network once, caches it
 for all later batches and tasks, and runs batched inference in an iterator pandas UDF (Arrow).
-Identical images (same ``image_id``) are featurized once and joined back to every path.
+Content featurized before with the same weights (any date, any path) is reused, not
+recomputed; identical images of the day are featurized once.
 
-Output (Parquet): ``image_id, path, label, split, features`` (1280 float32).
-Images that fail to decode here go to the quarantine output with their reason.
+Input: the date's current ``images`` run (the load stage's events). Output: the date's
+``features`` run — one row per event path (``fruits.corpus.FEATURES_SCHEMA``): ``featurized``
+with its 1280 float32 features, or the status and reason it was set aside or deleted with — and
+the date's ``quarantine`` run (the rows set aside, by either stage). A day with nothing loaded
+builds no network at all. Arrow batches are sized by bytes, so phone photos of several MB do
+not put hundreds of files into one Python worker at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib
 import math
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,19 +35,18 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from fruits import storage
-from fruits.config import DEFAULT_WEIGHTS, INFERENCE_BATCH_SIZE, ROWS_PER_TASK
+from fruits import catalog, corpus, job, storage, validation
+from fruits.config import (
+    ARROW_BATCH_MAX_BYTES,
+    ARROW_BATCH_ROWS,
+    DEFAULT_WEIGHTS,
+    INFERENCE_BATCH_SIZE,
+    ROWS_PER_TASK,
+)
 from fruits.errors import InputError
 from fruits.images import ImageRejected, decode_for_model
 from fruits.model import configure_tensorflow, extract_features, load_network, network_from_arrays
-from fruits.reporting import (
-    count_by,
-    reason_category,
-    run_stage,
-    stage_parser,
-    to_quarantine,
-    write_parquet,
-)
+from fruits.reporting import count_by, reason_category
 
 _FEATURES_SCHEMA = StructType(
     [StructField("features", ArrayType(FloatType())), StructField("reason", StringType())]
@@ -134,101 +140,193 @@ def task_count(n_images: int, cores: int) -> int:
     return max(2 * cores, math.ceil(n_images / ROWS_PER_TASK))
 
 
-def known_vectors(spark: SparkSession, known_uri: str | None, ds: str | None) -> DataFrame:
-    """Rows featurized by runs of other dates (``image_id, path, features``); empty if none.
+def arrow_batch_rows(mean_bytes: float) -> int:
+    """Rows per Arrow batch so one batch carries at most ARROW_BATCH_MAX_BYTES of encoded
+    images (never more than ARROW_BATCH_ROWS, never fewer than one)."""
+    if mean_bytes <= 0:
+        return ARROW_BATCH_ROWS
+    return int(max(1, min(ARROW_BATCH_ROWS, ARROW_BATCH_MAX_BYTES // mean_bytes)))
 
-    The run's own date is left out, so rerunning a date recomputes it.
-    """
-    schema = "image_id string, path string, features array<float>"
-    if not known_uri or not storage.exists(spark, known_uri):
-        return spark.createDataFrame([], schema)
-    known = spark.read.parquet(known_uri)
-    if ds is not None and "ds" in known.columns:
-        known = known.filter(F.col("ds").cast("string") != ds)
-    return known.select("image_id", "path", "features")
+
+def model_id(weight_arrays: list[np.ndarray]) -> str:
+    """A short fingerprint of the network's weights: features are reused only under the same."""
+    digest = hashlib.sha256()
+    for array in weight_arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def reusable_vectors(spark: SparkSession, paths: Any, model: str) -> DataFrame:
+    """``image_id, features`` already computed with these weights, on any date."""
+    known = corpus.events(spark, paths).filter(
+        (F.col("status") == corpus.FEATURIZED) & (F.col("model_id") == model)
+    )
+    return known.select("image_id", "features").dropDuplicates(["image_id"])
+
+
+class Progress:
+    """Prints how far the featurize job is, every ``every_s`` seconds after ``after_s``."""
+
+    def __init__(self, sc: SparkContext, total: int, after_s: float = 60, every_s: float = 30):
+        self._sc, self._total, self._after, self._every = sc, total, after_s, every_s
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        if self._done.wait(self._after):
+            return
+        tracker = self._sc.statusTracker()
+        while not self._done.is_set():
+            stages = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
+            done = sum(s.numCompletedTasks for s in stages if s)
+            tasks = sum(s.numTasks for s in stages if s)
+            elapsed = time.monotonic() - self._started
+            print(
+                f"fruits featurize: {self._total} images to compute, tasks {done}/{tasks} "
+                f"done after {elapsed:.0f} s",
+                flush=True,
+            )
+            self._done.wait(self._every)
 
 
 def run(
     spark: SparkSession,
-    input_uri: str,
-    output_uri: str,
-    quarantine_uri: str,
+    run: job.JobRun,
     weights: str = DEFAULT_WEIGHTS,
     batch_size: int = INFERENCE_BATCH_SIZE,
     tf_threads: int | None = None,
-    known_uri: str | None = None,
-    ds: str | None = None,
 ) -> dict[str, Any]:
-    """Featurize the load stage's output; return the stage report.
+    """Featurize the date's loaded images; publish its features and quarantine; the report."""
+    validation.weights(weights)
+    images = catalog.current(run.paths.partition("images"))
+    if images is None:
+        raise InputError(f"no images for {run.paths.ds} under {run.paths.root} (run load first)")
+    day = spark.read.schema(corpus.IMAGES_SCHEMA).parquet(images.uri)
+    loaded = day.filter(F.col("status") == corpus.LOADED)
+    n_loaded = int(images.details.get("report", {}).get("loaded", loaded.count()))
+    vectors, facts = _vectors(spark, run, loaded, n_loaded, weights, batch_size, tf_threads)
 
-    With ``known_uri`` (the features root of earlier runs) only new rows are written: a path
-    already featurized with the same content is skipped, and content featurized before is
-    reused instead of recomputed.
-    """
-    if not storage.exists(spark, input_uri):
-        raise InputError(f"input not found: {input_uri} (run the load stage first)")
-    sc = spark.sparkContext
-    tf_threads = tf_threads or int(sc.getConf().get("spark.task.cpus", "1"))
-
-    network = load_network(weights, read_bytes=partial(storage.read_bytes, spark))
-    weight_arrays = network.get_weights()
-    broadcast = sc.broadcast(weight_arrays)
-    counters = WorkerCounters.create(sc)
-    featurize = make_featurize_udf(broadcast, tf_threads, batch_size, counters)
-
-    loaded = spark.read.parquet(input_uri)
-    known = known_vectors(spark, known_uri, ds)
-    images = loaded.join(known.select("image_id", "path"), ["image_id", "path"], "left_anti")
-    reused = known.select("image_id", "features").dropDuplicates(["image_id"])
-    n_loaded = loaded.count()
-    partitions = task_count(n_loaded, sc.defaultParallelism)
-    computed = (
-        images.select("image_id", "content")
-        .join(reused.select("image_id"), "image_id", "left_anti")
-        .dropDuplicates(["image_id"])
-        .repartition(partitions)  # round-robin: equal tasks, so no core idles at the end
-        .withColumn("result", featurize("content"))
-        .select("image_id", "result.features", "result.reason")
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    events = day.drop("content", "format", "width", "height", "mode")
+    joined = events.join(vectors, "image_id", "left")
+    is_loaded = F.col("status") == corpus.LOADED
+    featurized = is_loaded & F.col("features").isNotNull()
+    rows = joined.select(
+        "*",
+        F.when(featurized, corpus.FEATURIZED)
+        .when(is_loaded, corpus.QUARANTINED)
+        .otherwise(F.col("status"))
+        .alias("new_status"),
+        F.when(is_loaded, "featurize").otherwise(F.col("stage")).alias("new_stage"),
+        F.when(is_loaded, F.col("vector_reason")).otherwise(F.col("reason")).alias("new_reason"),
+        F.when(featurized, F.lit(facts.get("model_id")).cast("string")).alias("model_id"),
     )
-    vectors = computed.unionByName(reused.withColumn("reason", F.lit(None).cast("string")))
+    rows = rows.drop("status", "stage", "reason").select(
+        *[
+            F.col(f"new_{c}").alias(c) if c in ("status", "stage", "reason") else F.col(c)
+            for c in (c.split()[0] for c in corpus.FEATURES_SCHEMA.split(", "))
+        ]
+    )
+    features_out, quarantine_out = run.output("features"), run.output("quarantine")
+    rows.write.parquet(features_out)
+    written = spark.read.parquet(features_out).drop("features").cache()
     try:
-        rows = images.drop("content").join(vectors, "image_id")
-        good = rows.filter(F.col("reason").isNull()).select(
-            "image_id", "path", "label", "split", "features"
-        )
-        failed = to_quarantine(rows.filter(F.col("reason").isNotNull()), "featurize")
-        write_parquet(spark, good, output_uri)
-        write_parquet(spark, failed, quarantine_uri)
-        featurized = spark.read.parquet(output_uri)
-        quarantined = spark.read.parquet(quarantine_uri)
+        set_aside = written.filter(F.col("status").isin(corpus.QUARANTINED, corpus.SKIPPED))
+        set_aside.write.parquet(quarantine_out)
+        statuses = count_by(written, F.col("status"))
         report = {
-            "input": input_uri,
-            "output": output_uri,
-            "quarantine": quarantine_uri,
+            "images": images.uri,
             "weights": weights,
-            "images_in": n_loaded,
-            "already_featurized": n_loaded - images.count(),
-            "distinct_images": loaded.select("image_id").distinct().count(),
-            "computed": computed.count(),
-            "featurized": featurized.count(),
-            "quarantined": quarantined.count(),
-            "quarantined_by_reason": count_by(quarantined, reason_category()),
-            "broadcast_bytes": int(sum(a.nbytes for a in weight_arrays)),
-            **counters.values(),
+            "loaded_in": n_loaded,
+            "events": sum(statuses.values()),
+            "featurized": statuses.get(corpus.FEATURIZED, 0),
+            "quarantined": statuses.get(corpus.QUARANTINED, 0),
+            "skipped": statuses.get(corpus.SKIPPED, 0),
+            "deleted": statuses.get(corpus.DELETED, 0),
+            "quarantined_here": written.filter(
+                (F.col("status") == corpus.QUARANTINED) & (F.col("stage") == "featurize")
+            ).count(),
+            "set_aside_by_reason": count_by(set_aside, reason_category()),
+            **facts,
         }
     finally:
-        computed.unpersist()
-        broadcast.unpersist()
-    accounted = report["already_featurized"] + report["featurized"] + report["quarantined"]
-    if report["images_in"] != accounted:
+        written.unpersist()
+    featurized_or_refused = report["featurized"] + report["quarantined_here"]
+    if featurized_or_refused != n_loaded:
         raise RuntimeError(f"featurize lost images: {report}")
+    brief = {k: report[k] for k in ("featurized", "quarantined", "skipped", "deleted")}
+    run.publish("features", report["events"], {"report": brief})
+    run.publish("quarantine", report["quarantined"] + report["skipped"], {})
     return report
 
 
+def _vectors(
+    spark: SparkSession,
+    run: job.JobRun,
+    loaded: DataFrame,
+    n_loaded: int,
+    weights: str,
+    batch_size: int,
+    tf_threads: int | None,
+) -> tuple[DataFrame, dict[str, Any]]:
+    """(``image_id, features, vector_reason`` for the loaded images, report facts)."""
+    empty = spark.createDataFrame(
+        [], "image_id string, features array<float>, vector_reason string"
+    )
+    if n_loaded == 0:  # nothing new today: no network, no broadcast, no job
+        return empty, {"computed": 0, "reused": 0, "networks_built": 0}
+    sc = spark.sparkContext
+    tf_threads = tf_threads or int(sc.getConf().get("spark.task.cpus", "1"))
+    network = load_network(weights, read_bytes=storage.read_bytes)
+    weight_arrays = network.get_weights()
+    model = model_id(weight_arrays)
+    reused = reusable_vectors(spark, run.paths, model)
+    todo = (
+        loaded.select("image_id", "content", "length")
+        .dropDuplicates(["image_id"])
+        .join(reused.select("image_id"), "image_id", "left_anti")
+        .cache()
+    )
+    n_todo, mean_bytes = todo.agg(F.count("*"), F.avg("length")).first()
+    rows_per_batch = arrow_batch_rows(float(mean_bytes or 0))
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows_per_batch))
+    broadcast = sc.broadcast(weight_arrays)
+    counters = WorkerCounters.create(sc)
+    featurize = make_featurize_udf(broadcast, tf_threads, batch_size, counters)
+    computed = (
+        todo.repartition(task_count(n_todo, sc.defaultParallelism))  # round-robin: equal tasks
+        .withColumn("result", featurize("content"))
+        .select("image_id", "result.features", F.col("result.reason").alias("vector_reason"))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        with Progress(sc, n_todo):
+            n_computed = computed.count()
+    finally:
+        todo.unpersist()
+        broadcast.unpersist()
+    vectors = computed.unionByName(reused.withColumn("vector_reason", F.lit(None).cast("string")))
+    n_reused = n_loaded - n_computed  # loaded rows whose content was known or a duplicate
+    facts = {
+        "model_id": model,
+        "computed": n_computed,
+        "reused": n_reused,
+        "arrow_batch_rows": rows_per_batch,
+        "broadcast_bytes": int(sum(a.nbytes for a in weight_arrays)),
+        **counters.values(),
+    }
+    return vectors, facts
+
+
 def parser() -> argparse.ArgumentParser:
-    p = stage_parser("MobileNetV2 features with broadcast weights and a pandas UDF.")
-    p.add_argument("--quarantine", required=True, help="URI for images that failed to decode")
+    p = job.parser("MobileNetV2 features with broadcast weights and a pandas UDF.")
     p.add_argument(
         "--weights",
         default=DEFAULT_WEIGHTS,
@@ -236,28 +334,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE)
     p.add_argument("--tf-threads", type=int, help="TensorFlow threads per worker")
-    p.add_argument(
-        "--known-features",
-        help="features root of earlier runs: rows featurized there are skipped or reused",
-    )
-    p.add_argument("--ds", help="this run's logical date: its own partition is not 'known'")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    return run_stage(
+    # Import Keras (seconds) while Spark starts: the driver needs it to load the weights.
+    threading.Thread(target=importlib.import_module, args=("keras",), daemon=True).start()
+    return job.run_job(
         "featurize",
         argv,
         parser(),
-        lambda spark, a: run(
-            spark,
-            a.input,
-            a.output,
-            a.quarantine,
-            a.weights,
-            a.batch_size,
-            a.tf_threads,
-            a.known_features,
-            a.ds,
-        ),
+        lambda spark, run_, a: run(spark, run_, a.weights, a.batch_size, a.tf_threads),
     )

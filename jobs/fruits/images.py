@@ -1,4 +1,4 @@
-"""Image helpers with no Spark in them: path metadata, validation and model-ready decoding.
+"""Image helpers with no Spark in them: validation by content and model-ready decoding.
 
 Every function here is plain Python on bytes or strings so it can be unit-tested and reused by
 the Spark UDFs and by single-image prediction alike.
@@ -7,15 +7,32 @@ the Spark UDFs and by single-image prediction alike.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from fruits.config import IMAGE_EXTENSIONS, IMAGE_SIZE, MAX_IMAGE_PIXELS, SPLITS
+from fruits.config import IMAGE_FORMATS, IMAGE_SIZE, MAX_IMAGE_PIXELS
 
 # Pillow's own bomb check would raise (or only warn) at other limits: ours is explicit.
 Image.MAX_IMAGE_PIXELS = None
+
+# File signatures of formats people send that the pipeline does not decode: named in the
+# quarantine reason. Pillow itself is only ever asked to open IMAGE_FORMATS, so no other
+# plugin (EPS → Ghostscript, …) runs on untrusted bytes.
+_SIGNATURES = (
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"%!PS", "PostScript/EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"%PDF", "PDF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+)
+_OBJECT_ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
 class ImageRejected(ValueError):
@@ -32,38 +49,31 @@ class ImageInfo:
     mode: str
 
 
-def _segments(path: str) -> list[str]:
-    """Path components of a local path or URI (``file:/a/b``, ``s3://bucket/a/b``)."""
-    without_scheme = path.split("://", 1)[-1] if "://" in path else path.split(":", 1)[-1]
-    return [part for part in without_scheme.split("/") if part]
+def _format_name(content: bytes) -> str | None:
+    """The name of a known unsupported format from the first bytes, else None."""
+    if content[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc", b"ftypavif"):
+        return "HEIF/AVIF"
+    return next((name for magic, name in _SIGNATURES if content.startswith(magic)), None)
 
 
-def label_from_path(path: str) -> str:
-    """The parent folder's name, kept exactly (spaces, accents, emoji)."""
-    parts = _segments(path)
-    return parts[-2] if len(parts) >= 2 else ""
-
-
-def split_from_path(path: str) -> str | None:
-    """``Training``/``Test``/``Validation`` when a folder of the path is named so, else None."""
-    by_lower = {name.lower(): name for name in SPLITS}
-    for part in reversed(_segments(path)[:-1]):
-        if part.lower() in by_lower:
-            return by_lower[part.lower()]
-    return None
-
-
-def has_image_extension(path: str) -> bool:
-    return path.lower().endswith(IMAGE_EXTENSIONS)
+def _clean(error: Exception) -> str:
+    """An exception's message with object addresses removed (reasons must be reproducible)."""
+    return _OBJECT_ADDRESS.sub("<data>", str(error)) or type(error).__name__
 
 
 def _open(content: bytes | None) -> Image.Image:
     if not content:
         raise ImageRejected("empty file (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(content))
-    except Exception as exc:  # Pillow raises several types for unknown formats
-        raise ImageRejected(f"not a decodable image: {exc}") from exc
+        image = Image.open(io.BytesIO(content), formats=list(IMAGE_FORMATS))
+    except Exception:  # Pillow raises several types for unknown formats
+        found = _format_name(content)
+        supported = ", ".join(IMAGE_FORMATS)
+        if found:
+            raise ImageRejected(
+                f"unsupported image format: {found} (only {supported} are read)"
+            ) from None
+        raise ImageRejected(f"not a decodable image: not {supported} data") from None
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
         raise ImageRejected(
@@ -73,13 +83,16 @@ def _open(content: bytes | None) -> Image.Image:
 
 
 def inspect_image(content: bytes | None) -> ImageInfo:
-    """Validate by fully decoding; raise :class:`ImageRejected` with a readable reason."""
+    """Validate by decoding every byte of image data; raise :class:`ImageRejected` with a
+    readable, reproducible reason. JPEGs decode at reduced scale (``draft``): the whole
+    entropy-coded stream is still read, so truncation and corruption are still caught."""
     image = _open(content)
     info = ImageInfo(image.format or "unknown", image.width, image.height, image.mode)
     try:
+        image.draft("RGB", (IMAGE_SIZE, IMAGE_SIZE))
         image.load()
     except Exception as exc:
-        raise ImageRejected(f"corrupt image data ({info.format}): {exc}") from exc
+        raise ImageRejected(f"corrupt image data ({info.format}): {_clean(exc)}") from None
     return info
 
 
@@ -104,13 +117,17 @@ def decode_for_model(content: bytes | None, size: int = IMAGE_SIZE) -> np.ndarra
 
     Resizing is bilinear to the square input, as ``keras.utils.load_img(target_size=…,
     interpolation="bilinear")`` does; Keras' ``preprocess_input`` is applied by the model.
+    Large JPEGs are first decoded at reduced scale (``draft``), never below ``size``.
     """
     image = _open(content)
     try:
+        # JPEG: let libjpeg scale down by 1/2, 1/4 or 1/8 while decoding, never below the
+        # model's input: a 12-megapixel photo decodes into ~0.6 MB, not 36 MB.
+        image.draft("RGB", (size, size))
         image = ImageOps.exif_transpose(image) or image
         image = _to_rgb(image).resize((size, size), Image.Resampling.BILINEAR)
     except ImageRejected:
         raise
     except Exception as exc:
-        raise ImageRejected(f"corrupt image data: {exc}") from exc
+        raise ImageRejected(f"corrupt image data: {_clean(exc)}") from None
     return np.asarray(image, dtype=np.float32)

@@ -1,38 +1,42 @@
-"""Stage 1, load: list images with Spark's ``binaryFile`` source and validate each one.
+"""Stage 1, load: find the day's new, changed and deleted files; read and validate the new ones.
 
-Output (Parquet): ``image_id`` (SHA-256 of the bytes), ``path``, ``label`` (parent folder),
-``split``, ``length``, ``modificationTime``, ``format``, ``width``, ``height``, ``mode`` and the
-raw ``content``. Files that are not images, or do not decode, go to the quarantine output with
-their reason; every listed file ends in exactly one of the two.
+1. List every input root (one per source) as it is — no glob, no link followed
+   (:mod:`fruits.listing`), one call per root.
+2. Compare the listing (path, size, modification time) with the corpus as earlier dates left it
+   (:func:`fruits.corpus.state_before`): each file is *new*, *changed* or *unchanged*; a known
+   file no longer listed is *deleted*. ``--full-rescan`` treats every listed file as changed.
+3. Read only new and changed files, with Spark's ``binaryFile`` source given exactly those paths,
+   hash them (``image_id`` = SHA-256 of the bytes) and decode each fully by content.
+4. Write one row per event of the day (``fruits.corpus.IMAGES_SCHEMA``): ``loaded`` (with its
+   bytes, for featurize), ``quarantined`` (read, refused, with a reason), ``skipped`` (never read:
+   links, special files, hidden files, the source's mapping file) or ``deleted``; publish it as
+   the date's current ``images`` run. Unchanged files cost one listing entry, nothing more.
+
+Labels come from the file's place under its root (:mod:`fruits.labels`).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from functools import reduce
-from operator import or_
 from typing import Any
 
 import pandas as pd
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-from fruits import storage
-from fruits.config import IMAGE_EXTENSIONS, IMAGE_GLOB
+from fruits import corpus, job, labels, listing, validation
+from fruits.config import MAX_FILE_BYTES, SOURCE_MAPPING_FILE
 from fruits.errors import InputError
-from fruits.images import ImageRejected, inspect_image, label_from_path, split_from_path
-from fruits.reporting import (
-    count_by,
-    reason_category,
-    run_stage,
-    stage_parser,
-    to_quarantine,
-    write_parquet,
-)
+from fruits.images import ImageRejected, inspect_image
+from fruits.reporting import count_by, reason_category
 
+NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"
+
+_LISTED_SCHEMA = (
+    "path string, source string, source_root string, length long, modification_ms long, kind string"
+)
 _INSPECT_SCHEMA = StructType(
     [
         StructField("format", StringType()),
@@ -42,14 +46,18 @@ _INSPECT_SCHEMA = StructType(
         StructField("reason", StringType()),
     ]
 )
-_PATH_SCHEMA = StructType([StructField("label", StringType()), StructField("split", StringType())])
+_LABELS_SCHEMA = StructType(
+    [StructField(name, StringType()) for name in ("label", "split", "class_path", "spelling")]
+)
 
 
-@F.pandas_udf(_PATH_SCHEMA)
-def path_metadata(paths: pd.Series) -> pd.DataFrame:
-    """Label (parent folder, kept exactly) and split of each path."""
+@F.pandas_udf(_LABELS_SCHEMA)
+def path_labels(paths: pd.Series, roots: pd.Series) -> pd.DataFrame:
+    """Label, split, class path (and the label as written, when NFC changed it) of each file."""
+    described = [labels.describe(path, root) for path, root in zip(paths, roots, strict=True)]
     return pd.DataFrame(
-        {"label": paths.map(label_from_path), "split": paths.map(split_from_path)},
+        [(d.label, d.split, d.class_path, d.spelling) for d in described],
+        columns=["label", "split", "class_path", "spelling"],
     )
 
 
@@ -67,110 +75,227 @@ def inspect_images(contents: pd.Series) -> pd.DataFrame:
     return frame.astype({"width": "Int32", "height": "Int32"})
 
 
-def _with_path_metadata(files: DataFrame) -> DataFrame:
-    meta = path_metadata("path")
-    return files.withColumn("label", meta["label"]).withColumn("split", meta["split"])
+def list_inputs(spark: SparkSession, roots: Sequence[str]) -> DataFrame:
+    """Every entry under every root, with its source; InputError when a root lists nothing."""
+    frames = []
+    for root in roots:
+        entries = list(listing.list_root(root))
+        if not entries:
+            raise InputError(f"input {root} has no files")
+        frame = pd.DataFrame(entries, columns=["path", "length", "modification_ms", "kind"])
+        frames.append(frame.assign(source=labels.source_name(root), source_root=root))
+    listed = pd.concat(frames, ignore_index=True)
+    return spark.createDataFrame(listed[[c.split()[0] for c in _LISTED_SCHEMA.split(", ")]],
+                                 _LISTED_SCHEMA)  # fmt: skip
 
 
-def _explain_skipped(files: DataFrame) -> DataFrame:
-    """Why a listed file was not read as an image: every such file gets a reason."""
-    name = F.element_at(F.split("path", "/"), -1)
-    lower_name = F.lower(name)
-    extension_ok = reduce(or_, [lower_name.endswith(e) for e in IMAGE_EXTENSIONS])
-    reason = (
-        F.when(F.col("length") == 0, "empty file (0 bytes)")
-        .when(name.rlike(r"^[._]"), "hidden file: names starting with '.' or '_' are not read")
-        .when(
-            ~extension_ok,
-            "unsupported file type: only " + ", ".join(IMAGE_EXTENSIONS) + " are read",
-        )
-        .otherwise("not returned by Spark's binaryFile reader")
+def compare(
+    listed: DataFrame, state: DataFrame, roots: Sequence[str], full_rescan: bool = False
+) -> tuple[DataFrame, DataFrame]:
+    """(listed entries with ``change`` new/changed/unchanged, known paths deleted since).
+
+    Deletions are only looked for under today's roots: a source left out of a run is not gone.
+    """
+    known = state.filter(F.col("status") != corpus.DELETED).select(
+        "path",
+        F.col("length").alias("known_length"),
+        F.col("modificationTime").alias("known_time"),
     )
-    return (
-        _with_path_metadata(files)
-        .withColumn("image_id", F.lit(None).cast("string"))
-        .withColumn("reason", reason)
+    listed = listed.withColumn("modificationTime", F.timestamp_millis("modification_ms"))
+    same = (F.col("length") == F.col("known_length")) & (
+        F.col("modificationTime") == F.col("known_time")
     )
+    change = (
+        F.when(F.col("known_length").isNull(), NEW)
+        .when(F.lit(full_rescan) | ~same, CHANGED)
+        .otherwise(UNCHANGED)
+    )
+    compared = listed.join(known, "path", "left").withColumn("change", change)
+    deleted = (
+        state.filter((F.col("status") != corpus.DELETED) & F.col("source_root").isin(list(roots)))
+        .join(listed.select("path"), "path", "left_anti")
+        .select("path", "source_root")
+    )
+    return compared.drop("known_length", "known_time"), deleted
 
 
-def run(
-    spark: SparkSession, input_uri: str, output_uri: str, quarantine_uri: str
-) -> dict[str, Any]:
-    """Load and validate every image under ``input_uri``; return the stage report."""
-    if not storage.exists(spark, input_uri):
-        raise InputError(f"input not found: {input_uri}")
+def _name() -> Column:
+    return F.element_at(F.split("path", "/"), -1)
 
-    listed = spark.createDataFrame(
-        storage.list_files(spark, input_uri),
-        "path string, length long, modificationTime long",
-    ).withColumn("modificationTime", F.timestamp_millis("modificationTime"))
-    images = (
-        spark.read.format("binaryFile")
+
+def outcome_before_reading(entries: DataFrame) -> DataFrame:
+    """Why a new or changed entry is not read (status and reason), or null status: read it."""
+    name = _name()
+    # A source's mapping file is the one directly under its root.
+    is_mapping = (
+        (name == SOURCE_MAPPING_FILE) & F.col("class_path").isNull() & F.col("split").isNull()
+    )
+    rules = [
+        (F.col("kind") == listing.SYMLINK, corpus.SKIPPED, "symbolic link: not followed"),
+        (F.col("kind") == listing.OTHER, corpus.SKIPPED, "not a regular file"),
+        (is_mapping, corpus.SKIPPED, "source mapping file: read by the train stage"),
+        (
+            name.rlike(r"^[._]"),
+            corpus.SKIPPED,
+            "hidden file: names starting with '.' or '_' are not read",
+        ),
+        (F.col("length") == 0, corpus.QUARANTINED, "empty file (0 bytes)"),
+        (
+            F.col("length") > MAX_FILE_BYTES,
+            corpus.QUARANTINED,
+            f"file too large: more than {MAX_FILE_BYTES} bytes",
+        ),
+        (
+            F.col("label").isNull(),
+            corpus.QUARANTINED,
+            "no label folder: put images in <source>/[<split>/]<Label>/",
+        ),
+    ]
+    status, reason = F.lit(None).cast("string"), F.lit(None).cast("string")
+    for condition, rule_status, rule_reason in reversed(rules):
+        status = F.when(condition, rule_status).otherwise(status)
+        reason = F.when(condition, rule_reason).otherwise(reason)
+    return entries.withColumn("status", status).withColumn("reason", reason)
+
+
+def read_files(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """``binaryFile`` rows (path, length, modificationTime, content) of exactly these files.
+
+    The list crosses to the JVM as one string (split there), so no call is made per file;
+    globbing is off, so ``photos[1].jpg`` is that file, not a pattern. Local files are read
+    through Hadoop's raw local filesystem (this read only): the checksummed one looks for a
+    ``.crc`` side file it cannot even name when the file's name has a ``:``.
+    """
+    jvm = spark.sparkContext._jvm
+    array = jvm.org.apache.commons.lang3.StringUtils.split("\0".join(paths), "\0")
+    reader = (
+        spark._jsparkSession.read()
+        .format("binaryFile")
+        .option("__globPaths__", "false")
         .option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", IMAGE_GLOB)
-        .load(input_uri)
+        .option("ignoreMissingFiles", "true")
+        .option("fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
+        .option("fs.file.impl.disable.cache", "true")
     )
-    images = _with_path_metadata(images).withColumn("image_id", F.sha2("content", 256))
-    # Non-deterministic keeps Spark from decoding once per extracted struct field.
-    inspect = inspect_images.asNondeterministic()
-    checked = (
-        images.withColumn("check", inspect("content"))
-        .select(
-            "image_id",
-            "path",
-            "label",
-            "split",
-            "length",
-            "modificationTime",
-            "check.format",
-            "check.width",
-            "check.height",
-            "check.mode",
-            "check.reason",
-            "content",
-        )
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
+    return DataFrame(reader.load(array), spark)
 
-    others = _explain_skipped(listed.join(checked.select("path"), "path", "left_anti"))
-    good = checked.filter(F.col("reason").isNull()).drop("reason")
-    rejected = checked.filter(F.col("reason").isNotNull()).drop("content")
-    quarantine = to_quarantine(rejected, "load").unionByName(to_quarantine(others, "load"))
-    quarantine = quarantine.persist(StorageLevel.MEMORY_AND_DISK)
+
+def run(spark: SparkSession, run: job.JobRun, full_rescan: bool = False) -> dict[str, Any]:
+    """Load the day's new and changed files under ``run.paths.inputs``; return the report."""
+    roots = list(run.paths.inputs)
+    validation.inputs(roots)
+    listed = list_inputs(spark, roots).cache()
+    state = corpus.state_before(spark, run.paths)
+    compared, deleted = compare(listed, state, roots, full_rescan)
+    compared = compared.cache()
+
+    todo = compared.filter(F.col("change") != UNCHANGED)
+    described = path_labels("path", "source_root")
+    todo = outcome_before_reading(
+        todo.withColumn("labels", described).select("*", "labels.*").drop("labels")
+    ).cache()
+    to_read = [r.path for r in todo.filter(F.col("status").isNull()).select("path").collect()]
+
+    inspect = inspect_images.asNondeterministic()  # decode once, not once per struct field
+    meta = todo.drop("length", "modificationTime", "status", "reason")
+    if to_read:
+        content = read_files(spark, to_read).withColumn("check", inspect("content"))
+        read = meta.join(content, "path").select(
+            *meta.columns, "length", "modificationTime", "content",
+            F.sha2("content", 256).alias("image_id"), "check.*",
+        )  # fmt: skip
+    else:
+        read = spark.createDataFrame([], f"{corpus.IMAGES_SCHEMA}")
+    good = F.col("reason").isNull()
+    read = (
+        read.withColumn("status", F.when(good, corpus.LOADED).otherwise(corpus.QUARANTINED))
+        .withColumn("content", F.when(good, F.col("content")))
+        .withColumn("stage", F.lit("load"))
+    )
+    vanished = (
+        todo.filter(F.col("status").isNull())
+        .join(read.select("path"), "path", "left_anti")
+        .withColumn("status", F.lit(corpus.QUARANTINED))
+        .withColumn("reason", F.lit("not returned by Spark's binaryFile reader (gone?)"))
+    )
+    set_aside = todo.filter(F.col("status").isNotNull()).unionByName(vanished)
+    gone = deleted.withColumn("status", F.lit(corpus.DELETED)).withColumn(
+        "reason", F.lit("no longer in the input")
+    )
+    columns = [c.split()[0] for c in corpus.IMAGES_SCHEMA.split(", ")]
+    day = (
+        read.unionByName(set_aside.withColumn("stage", F.lit("load")), allowMissingColumns=True)
+        .unionByName(gone.withColumn("stage", F.lit("load")), allowMissingColumns=True)
+        .select(*columns)
+    )
+    output = run.output("images")
+    day.write.parquet(output)
+    written = spark.read.parquet(output).drop("content").cache()
     try:
-        write_parquet(spark, good, output_uri)
-        write_parquet(spark, quarantine, quarantine_uri)
-        loaded = spark.read.parquet(output_uri)
-        report = {
-            "input": input_uri,
-            "output": output_uri,
-            "quarantine": quarantine_uri,
-            "files_seen": listed.count(),
-            "images_loaded": loaded.count(),
-            "distinct_images": loaded.select("image_id").distinct().count(),
-            "quarantined": quarantine.count(),
-            "quarantined_by_reason": count_by(quarantine, reason_category()),
-            "images_by_label": count_by(loaded, F.col("label")),
-            "images_by_split": count_by(loaded, F.coalesce(F.col("split"), F.lit("(none)"))),
-        }
+        report = _report(roots, compared, written, todo, full_rescan)
     finally:
-        checked.unpersist()
-        quarantine.unpersist()
-    if report["files_seen"] != report["images_loaded"] + report["quarantined"]:
+        for frame in (listed, compared, todo, written):
+            frame.unpersist()
+    run.publish("images", report["events"], {"report": _brief(report)})
+    return report
+
+
+def _report(
+    roots: Sequence[str],
+    compared: DataFrame,
+    written: DataFrame,
+    todo: DataFrame,
+    full_rescan: bool,
+) -> dict[str, Any]:
+    changes = count_by(compared, F.col("change"))
+    statuses = count_by(written, F.col("status"))
+    loaded = written.filter(F.col("status") == corpus.LOADED)
+    set_aside = written.filter(F.col("status").isin(corpus.QUARANTINED, corpus.SKIPPED))
+    respelled = todo.filter(F.col("spelling").isNotNull()).select("label", "spelling").distinct()
+    report = {
+        "sources": {labels.source_name(root): root for root in roots},
+        "full_rescan": full_rescan,
+        "listed": sum(changes.values()),
+        "new": changes.get(NEW, 0),
+        "changed": changes.get(CHANGED, 0),
+        "unchanged": changes.get(UNCHANGED, 0),
+        "deleted": statuses.get(corpus.DELETED, 0),
+        "loaded": statuses.get(corpus.LOADED, 0),
+        "quarantined": statuses.get(corpus.QUARANTINED, 0),
+        "skipped": statuses.get(corpus.SKIPPED, 0),
+        "events": sum(statuses.values()),
+        "set_aside_by_reason": count_by(set_aside, reason_category()),
+        "images_by_label": count_by(loaded, F.col("label")),
+        "images_by_split": count_by(loaded, F.coalesce(F.col("split"), F.lit("(none)"))),
+        "images_by_source": count_by(loaded, F.col("source")),
+        "labels_normalised": {r.label: r.spelling for r in respelled.collect()},
+    }
+    read = report["new"] + report["changed"]
+    if read != report["loaded"] + report["quarantined"] + report["skipped"]:
         raise RuntimeError(f"load lost files: {report}")
     return report
 
 
+def _brief(report: dict[str, Any]) -> dict[str, Any]:
+    keys = ("listed", "new", "changed", "unchanged", "deleted", "loaded", "quarantined", "skipped")
+    return {key: report[key] for key in keys}
+
+
 def parser() -> argparse.ArgumentParser:
-    p = stage_parser("Load and validate images with Spark's binaryFile source.")
-    p.add_argument("--quarantine", required=True, help="URI for files set aside, with reasons")
+    p = job.parser("Load the day's new and changed images (Spark binaryFile), by source.")
+    p.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        help="a source's root folder or S3 prefix (repeat for several sources)",
+    )
+    p.add_argument(
+        "--full-rescan", action="store_true", help="re-read every file, not only new/changed ones"
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    return run_stage(
-        "load",
-        argv,
-        parser(),
-        lambda spark, a: run(spark, a.input, a.output, a.quarantine),
+    return job.run_job(
+        "load", argv, parser(), lambda spark, run_, args: run(spark, run_, args.full_rescan)
     )

@@ -1,44 +1,38 @@
 """Run the pipeline on an embedded Spark: each stage of :data:`fruits.stages.STAGES` through
-a local ``spark-submit``, exactly as EMR runs it, then print a short summary.
+a local ``spark-submit``, exactly as EMR runs it, one line per stage, then a short summary.
 
     fruits-local --input ../shared/data/fruits360-sample --output output \\
         --weights ../shared/models/mobilenet_v2_1.0_224_imagenet_no_top.weights.h5
+
+Every argument is checked before the first stage starts (:mod:`fruits.validation`): a bad
+date, k, variance, weights file, input or output fails in a second with one line, exit 2, and
+nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS
+from fruits import storage, validation
+from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS, RUN_RETENTION_HOURS
+from fruits.errors import InputError
+from fruits.layout import DEFAULT_INPUT, DEFAULT_OUTPUT, JOBS_DIR, SPARK_CONF_DIR, spark_submit
 from fruits.stages import STAGES, PipelineOptions, RunPaths, Stage
 
-JOBS_DIR = Path(__file__).resolve().parents[1]
-REPO_ROOT = JOBS_DIR.parent
-DEFAULT_INPUT = REPO_ROOT.parent / "shared" / "data" / "fruits360-sample"
 DEFAULT_MASTER = "local[2]"
 DRIVER_MEMORY = "4g"
 
 
 class StageFailed(RuntimeError):
-    """A stage's spark-submit exited non-zero; the message carries its last output lines."""
-
-
-def spark_submit() -> str:
-    """The ``spark-submit`` of this environment's pyspark."""
-    beside = Path(sys.executable).with_name("spark-submit")
-    found = str(beside) if beside.exists() else shutil.which("spark-submit")
-    if not found:
-        raise FileNotFoundError("spark-submit not found: install the project (pip install -e .)")
-    return found
+    """A stage's spark-submit exited non-zero."""
 
 
 def stage_command(
@@ -56,55 +50,95 @@ def stage_command(
 
 
 def run_stage(
-    stage: Stage, paths: RunPaths, options: PipelineOptions, master: str = DEFAULT_MASTER
+    stage: Stage,
+    paths: RunPaths,
+    options: PipelineOptions,
+    master: str = DEFAULT_MASTER,
+    quiet: bool = False,
 ) -> dict[str, Any]:
-    """Run one stage; return its report. Output streams through to this process's."""
-    command = stage_command(stage, paths, options, master)
+    """Run one stage; return its report. Its output streams through to this process's, or
+    (``quiet``) is kept and shown only when the stage fails."""
     env = {
         "TF_CPP_MIN_LOG_LEVEL": "2",
-        "SPARK_CONF_DIR": str(REPO_ROOT / "conf" / "spark"),
+        "SPARK_CONF_DIR": str(SPARK_CONF_DIR),
         **os.environ,
         "PYSPARK_PYTHON": sys.executable,
         "PYTHONUNBUFFERED": "1",
     }
-    completed = subprocess.run(command, env=env, check=False)
+    command = stage_command(stage, paths, options, master)
+    completed = subprocess.run(command, env=env, check=False, capture_output=quiet, text=True)
     if completed.returncode != 0:
-        raise StageFailed(f"stage {stage.name} failed (exit {completed.returncode})")
-    return json.loads(Path(_local(paths.report(stage.name))).read_text())
+        shown = f":\n{completed.stdout[-3000:]}{completed.stderr[-3000:]}" if quiet else ""
+        raise StageFailed(f"stage {stage.name} failed (exit {completed.returncode}){shown}")
+    return storage.read_json(paths.report(stage.name))
 
 
-def _local(uri: str) -> str:
-    return uri.removeprefix("file://")
+def validate(paths: RunPaths, options: PipelineOptions) -> None:
+    """Every check a run can make before it writes anything (InputError, one line)."""
+    validation.iso_date(paths.ds)
+    validation.pca_choice(options.k, options.variance)
+    validation.inputs(paths.inputs)
+    validation.weights(options.weights)
+    validation.output_root(paths.root)
+
+
+def stage_line(name: str, report: dict[str, Any], seconds: float) -> str:
+    """One line for a finished stage: its counts and its time."""
+    if name == "load":
+        counts = (
+            f"{report['listed']} listed: {report['new']} new, {report['changed']} changed, "
+            f"{report['unchanged']} unchanged, {report['deleted']} deleted; "
+            f"{report['loaded']} loaded, {report['quarantined']} quarantined, "
+            f"{report['skipped']} skipped"
+        )
+    elif name == "featurize":
+        counts = (
+            f"{report['featurized']} featurized ({report['computed']} computed, "
+            f"{report['reused']} reused), {report['quarantined']} quarantined, "
+            f"{report['skipped']} skipped, {report['deleted']} deleted"
+        )
+    elif name == "pca":
+        counts = f"{report['n_images']} images, k = {report['k']}"
+    else:
+        counts = _classifier(report)
+    reused = f" (unchanged input: reused {report['reused']})" if report.get("reused") else ""
+    return f"  {name:<10} {counts}{reused} — {seconds:.1f} s"
 
 
 def run_pipeline(
     paths: RunPaths, options: PipelineOptions, master: str = DEFAULT_MASTER
 ) -> dict[str, dict[str, Any]]:
-    """All stages in order; returns the reports by stage name."""
-    return {stage.name: run_stage(stage, paths, options, master) for stage in STAGES}
+    """All stages in order, a line printed as each finishes; returns the reports by stage."""
+    reports = {}
+    for stage in STAGES:
+        started = time.monotonic()
+        reports[stage.name] = run_stage(stage, paths, options, master)
+        print(stage_line(stage.name, reports[stage.name], time.monotonic() - started), flush=True)
+    return reports
 
 
-def summary(paths: RunPaths, reports: dict[str, dict[str, Any]]) -> str:
+def summary(paths: RunPaths, reports: dict[str, dict[str, Any]], seconds: float) -> str:
     load, featurize, pca = reports["load"], reports["featurize"], reports["pca"]
-    quarantined = load["quarantined"] + featurize["quarantined"]
-    featurized = featurize["already_featurized"] + featurize["featurized"]
-    balanced = load["files_seen"] == featurized + quarantined
+    read = load["new"] + load["changed"]
+    accounted = featurize["featurized"] + featurize["quarantined"] + featurize["skipped"]
+    balanced = read == accounted
     return "\n".join(
         [
-            f"Fruits! pipeline, run {paths.ds}: {paths.input}",
-            f"  files seen        {load['files_seen']}",
-            f"  images loaded     {load['images_loaded']} ({load['distinct_images']} distinct)",
-            f"  featurized        {featurize['featurized']} new"
-            f" ({featurize['computed']} computed, {featurize['already_featurized']} done before)",
-            f"  quarantined       {quarantined} {_reasons(load, featurize)}",
-            f"  check             seen = featurized + quarantined: {'OK' if balanced else 'FAIL'}",
+            f"Fruits! pipeline, run {paths.ds}: {', '.join(paths.inputs)} ({seconds:.0f} s)",
+            f"  files listed      {load['listed']} ({load['unchanged']} unchanged since earlier "
+            f"runs, {load['deleted']} deleted)",
+            f"  new or changed    {read}",
+            f"  featurized        {featurize['featurized']} ({featurize['computed']} computed, "
+            f"{featurize['reused']} reused)",
+            f"  set aside         {featurize['quarantined']} quarantined, "
+            f"{featurize['skipped']} skipped {_reasons(featurize)}",
+            f"  check             new + changed = featurized + set aside: "
+            f"{'OK' if balanced else 'FAIL'}",
             f"  PCA               k = {pca['k']} ({pca['k_selection']}), "
             f"explained variance {pca['total_explained_variance']:.1%}",
             f"  classifier        {_classifier(reports.get('train'))}",
-            f"  outputs           features  {paths.features}",
-            f"                    pca       {paths.pca}",
-            f"                    model     {paths.model}",
-            f"                    quarantine {paths.quarantine('*')}",
+            f"  outputs           {paths.root}/<dataset>/ds={paths.ds}/_current.json names "
+            "each dataset's current run",
             f"                    reports   {paths.report('*')}",
         ]
     )
@@ -122,20 +156,24 @@ def _classifier(train: dict[str, Any] | None) -> str:
     return f"{scores} ({train['classes']} classes, {config['classifier']}, k = {config['k']})"
 
 
-def _reasons(*reports: dict[str, Any]) -> str:
-    merged: dict[str, int] = {}
-    for report in reports:
-        for reason, count in report["quarantined_by_reason"].items():
-            merged[reason] = merged.get(reason, 0) + count
-    return "(" + ", ".join(f"{r}: {n}" for r, n in sorted(merged.items())) + ")" if merged else ""
+def _reasons(report: dict[str, Any]) -> str:
+    reasons = report["set_aside_by_reason"]
+    return "(" + ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) + ")" if reasons else ""
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description="Run load → featurize → pca → train on an embedded Spark."
+        prog="fruits-local", description="Run load → featurize → pca → train on an embedded Spark."
     )
-    p.add_argument("--input", default=str(DEFAULT_INPUT), help="folder of images (recursive)")
-    p.add_argument("--output", default=str(REPO_ROOT / "output"), help="output root folder")
+    p.add_argument(
+        "--input",
+        action="append",
+        help="a source: folder of images, labels = folders (repeat for several sources; "
+        f"default {DEFAULT_INPUT})",
+    )
+    p.add_argument(
+        "--output", default=str(DEFAULT_OUTPUT), help="output root (default %(default)s)"
+    )
     p.add_argument("--date", default=dt.date.today().isoformat(), help="logical date (ds)")
     p.add_argument(
         "--weights",
@@ -145,25 +183,43 @@ def parser() -> argparse.ArgumentParser:
     choice = p.add_mutually_exclusive_group()
     choice.add_argument("--k", type=int, help="PCA components")
     choice.add_argument("--variance", type=float, default=DEFAULT_VARIANCE)
+    p.add_argument(
+        "--full-rescan", action="store_true", help="re-read every input file, not only new ones"
+    )
+    p.add_argument(
+        "--retention-hours",
+        type=float,
+        default=RUN_RETENTION_HOURS,
+        help="keep superseded run folders this long (default %(default)s)",
+    )
     p.add_argument("--master", default=DEFAULT_MASTER, help="Spark master (default %(default)s)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    paths = RunPaths(
-        input=str(Path(args.input).resolve()),
-        root=str(Path(args.output).resolve()),
-        ds=args.date,
-    )
+    inputs = tuple(str(Path(i).resolve()) for i in (args.input or [str(DEFAULT_INPUT)]))
+    paths = RunPaths(inputs=inputs, root=str(Path(args.output).resolve()), ds=args.date)
     weights = str(Path(args.weights).resolve()) if Path(args.weights).is_file() else args.weights
-    options = PipelineOptions(weights=weights, k=args.k, variance=args.variance)
+    options = PipelineOptions(
+        weights=weights,
+        k=args.k,
+        variance=args.variance,
+        full_rescan=args.full_rescan,
+        retention_hours=args.retention_hours,
+    )
+    try:
+        validate(paths, options)
+    except InputError as exc:
+        print(f"fruits-local: error: {exc}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
     try:
         reports = run_pipeline(paths, options, args.master)
     except StageFailed as exc:
         print(f"fruits-local: {exc}", file=sys.stderr)
         return 1
-    print(summary(paths, reports))
+    print(summary(paths, reports, time.monotonic() - started))
     return 0
 
 

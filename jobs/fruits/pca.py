@@ -1,7 +1,11 @@
-"""Stage 3, pca: ``pyspark.ml.feature.PCA`` on the 1280-d features.
+"""Stage 3, pca: a ``pyspark.ml`` ``PCAModel`` of the whole corpus's 1280-d features.
 
-k is given (``--k``) or the smallest one whose cumulative explained variance reaches
-``--variance``. Output folder (published atomically):
+The corpus is every path's latest featurized row over all dates (:mod:`fruits.corpus`). The
+model is fitted by :class:`fruits.exact_pca.ExactPCA` — covariance summed by Spark, decomposed
+exactly by numpy — so it is right on any input size, fewer images than features included. k is
+given (``--k``) or the smallest one whose cumulative explained variance reaches ``--variance``.
+When the corpus and the options are those of an earlier run, that run is made current for the
+date again (no fit, nothing written but the pointer). Output folder (one run of the date):
 
 * ``model/`` — the fitted ``PCAModel`` (Spark ML format: reload it to project new data);
 * ``vectors/`` — Parquet ``image_id, path, label, split, pca_features``;
@@ -17,16 +21,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pyspark.ml.feature import PCA, PCAModel
+from pyspark.ml.feature import PCAModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from fruits import storage
+from fruits import catalog, corpus, job, storage, validation
 from fruits.config import DEFAULT_VARIANCE, FEATURE_DIM
 from fruits.errors import InputError
-from fruits.exact_pca import pca_model
-from fruits.reporting import count_by, run_stage, stage_parser
+from fruits.exact_pca import ExactPCA, pca_model
+from fruits.reporting import count_by
 
 
 def choose_k(explained_variance: Sequence[float], variance: float) -> int:
@@ -37,15 +41,12 @@ def choose_k(explained_variance: Sequence[float], variance: float) -> int:
 
 
 def fit_pca(data: DataFrame, k: int) -> PCAModel:
-    return PCA(k=k, inputCol="vector", outputCol="pca_vector").fit(data)
+    return ExactPCA(k=k, inputCol="vector", outputCol="pca_vector").fit(data)
 
 
 def first_components(model: PCAModel, k: int) -> PCAModel:
-    """The model a fit with ``k`` would give, from a fit with more components.
-
-    Spark's fit decomposes the whole covariance matrix and keeps the first k eigenvectors, so
-    truncating is exact and saves a second pass over the data.
-    """
+    """The model a fit with ``k`` would give, from a fit with more components (the
+    eigendecomposition is of the whole covariance: truncating is exact, no second pass)."""
     return pca_model(
         model.uid,
         model.pc.toArray()[:, :k],
@@ -53,6 +54,22 @@ def first_components(model: PCAModel, k: int) -> PCAModel:
         model.getInputCol(),
         model.getOutputCol(),
     )
+
+
+def fingerprint(features: DataFrame, options: dict[str, Any]) -> dict[str, Any]:
+    """What a fit depends on: the corpus's (path, content, weights) rows and the options.
+
+    An order-free sum of row hashes: one pass over three short columns, no sort.
+    """
+    row_hash = F.xxhash64("path", "image_id", "model_id").cast("decimal(38,0)")
+    count, total = features.agg(F.count("*"), F.sum(row_hash)).first()
+    return {"rows": int(count), "row_hash_sum": str(total or 0), **options}
+
+
+def earlier_run(dataset: str, key: dict[str, Any]) -> catalog.Run | None:
+    """The most recent current run (any date) whose input fingerprint is ``key``."""
+    matches = [run for run in catalog.current_runs(dataset) if run.details.get("input") == key]
+    return matches[-1] if matches else None
 
 
 def plot_cumulative(explained_variance: Sequence[float], k: int, variance: float | None) -> bytes:
@@ -80,69 +97,83 @@ def plot_cumulative(explained_variance: Sequence[float], k: int, variance: float
 
 def run(
     spark: SparkSession,
-    input_uri: str,
-    output_uri: str,
+    run: job.JobRun,
     k: int | None = None,
     variance: float = DEFAULT_VARIANCE,
 ) -> dict[str, Any]:
-    """Fit PCA on the features at ``input_uri``; write model, vectors, report and plot."""
-    if k is None and not 0.0 < variance <= 1.0:
-        raise InputError(f"--variance must be in (0, 1], got {variance}")
-    if not storage.exists(spark, input_uri):
-        raise InputError(f"input not found: {input_uri} (run the featurize stage first)")
-    features = spark.read.parquet(input_uri)
+    """Fit PCA on the corpus (or reuse the run that already did); publish model, vectors,
+    report and plot as the date's current ``pca`` run; return the report."""
+    validation.pca_choice(k, variance)
+    features = corpus.current_features(spark, run.paths)
     data = features.withColumn("vector", array_to_vector("features")).cache()
     try:
-        n_images = data.count()
-        if n_images < 2:
-            raise InputError(f"PCA needs at least 2 images, {input_uri} has {n_images}")
-        k_max = min(FEATURE_DIM, n_images)
-        if k is not None and not 1 <= k <= k_max:
-            raise InputError(f"--k must be between 1 and {k_max} for {n_images} images, got {k}")
-
-        curve = None
-        if k is None:  # one fit with every component, then keep the first k
-            full = fit_pca(data, k_max)
-            curve = full.explainedVariance.toArray().tolist()
-            k = choose_k(curve, variance)
-            model = first_components(full, k)
-        else:
-            model = fit_pca(data, k)
-        explained = model.explainedVariance.toArray().tolist()
-
-        vectors = model.transform(data).select(
-            "image_id",
-            "path",
-            "label",
-            "split",
-            vector_to_array("pca_vector", "float32").alias("pca_features"),
-        )
-        report = {
-            "input": input_uri,
-            "output": output_uri,
-            "n_images": n_images,
-            "k": k,
-            "k_selection": "variance" if curve is not None else "given",
-            "variance_target": variance if curve is not None else None,
-            "explained_variance": explained,
-            "cumulative_explained_variance": np.cumsum(explained).tolist(),
-            "total_explained_variance": float(np.sum(explained)),
-            "images_by_label": count_by(features, F.col("label")),
-            "images_by_split": count_by(features, F.coalesce(F.col("split"), F.lit("(none)"))),
-        }
-        plot = plot_cumulative(curve or explained, k, report["variance_target"])
-        with storage.staged(spark, output_uri) as staging:
-            model.write().overwrite().save(f"{staging}/model")
-            vectors.write.mode("overwrite").parquet(f"{staging}/vectors")
-            storage.write_json(spark, f"{staging}/report.json", report)
-            storage.write_bytes(spark, f"{staging}/explained_variance.png", plot)
+        key = fingerprint(data, {"k": k, "variance": None if k else variance})
+        earlier = earlier_run(run.paths.dataset("pca"), key)
+        if earlier is not None:
+            published = run.reuse("pca", earlier, {"input": key})
+            report = {**storage.read_json(storage.join(earlier.uri, "report.json"))}
+            return {**report, "output": published.uri, "reused": earlier.partition}
+        report = _fit_and_write(spark, run, data, features, k, variance, key)
     finally:
         data.unpersist()
+    run.publish("pca", report["n_images"], {"input": key, "k": report["k"]})
+    return report
+
+
+def _fit_and_write(
+    spark: SparkSession,
+    run: job.JobRun,
+    data: DataFrame,
+    features: DataFrame,
+    k: int | None,
+    variance: float,
+    key: dict[str, Any],
+) -> dict[str, Any]:
+    n_images = key["rows"]
+    if n_images < 2:
+        raise InputError(f"PCA needs at least 2 images, the corpus has {n_images}")
+    k_max = min(FEATURE_DIM, n_images)
+    if k is not None and k > k_max:
+        raise InputError(f"--k must be between 1 and {k_max} for {n_images} images, got {k}")
+    curve = None
+    if k is None:  # one fit with every component, then keep the first k
+        full = fit_pca(data, k_max)
+        curve = full.explainedVariance.toArray().tolist()
+        k = choose_k(curve, variance)
+        model = first_components(full, k)
+    else:
+        model = fit_pca(data, k)
+    explained = model.explainedVariance.toArray().tolist()
+    output = run.output("pca")
+    vectors = model.transform(data).select(
+        "image_id", "path", "label", "split", "source",
+        vector_to_array("pca_vector", "float32").alias("pca_features"),
+    )  # fmt: skip
+    report = {
+        "output": output,
+        "n_images": n_images,
+        "k": k,
+        "k_selection": "variance" if curve is not None else "given",
+        "variance_target": variance if curve is not None else None,
+        "explained_variance": explained,
+        "cumulative_explained_variance": np.cumsum(explained).tolist(),
+        "total_explained_variance": float(np.sum(explained)),
+        "images_by_label": count_by(features, F.col("label")),
+        "images_by_split": count_by(features, F.coalesce(F.col("split"), F.lit("(none)"))),
+        "reused": None,
+    }
+    model.write().save(f"{output}/model")
+    vectors.write.parquet(f"{output}/vectors")
+    storage.write_json(f"{output}/report.json", report)
+    storage.write_bytes(
+        f"{output}/explained_variance.png",
+        plot_cumulative(curve or explained, k, report["variance_target"]),
+    )
     return report
 
 
 def parser() -> argparse.ArgumentParser:
-    p = stage_parser("PCA on the MobileNetV2 features (pyspark.ml).")
+    p = job.parser("PCA on the corpus's MobileNetV2 features (pyspark.ml PCAModel).")
     choice = p.add_mutually_exclusive_group()
     choice.add_argument("--k", type=int, help="number of components")
     choice.add_argument(
@@ -155,6 +186,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    return run_stage(
-        "pca", argv, parser(), lambda spark, a: run(spark, a.input, a.output, a.k, a.variance)
+    return job.run_job(
+        "pca", argv, parser(), lambda spark, run_, a: run(spark, run_, a.k, a.variance)
     )

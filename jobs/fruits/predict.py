@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from fruits import novelty
+from fruits import catalog, novelty
 from fruits.config import DEFAULT_WEIGHTS, MIN_SIMILARITY, PREDICT_THRESHOLD
 from fruits.errors import InputError
 from fruits.fruit_info import FruitInfo, info_for
@@ -79,8 +79,12 @@ def read_image(source: str | Path | bytes) -> bytes:
 
 
 def _model_folders(uri: str) -> tuple[str, str]:
-    """(train output folder, its ``model/``) from either of the two."""
+    """(train output folder, its ``model/``) from either of the two, or from a date's
+    partition (``…/model/ds=<date>``), whose pointer names its current run."""
     root = uri.rstrip("/")
+    published = catalog.current(root)
+    if published is not None:
+        root = published.uri.rstrip("/")
     fs, path = filesystem(root)
     if is_dir(fs, f"{path}/model/metadata"):
         return root, f"{root}/model"

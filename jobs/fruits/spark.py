@@ -25,8 +25,12 @@ def get_spark(app_name: str) -> SparkSession:
     for key, value in SPARK_CONF.items():
         conf.setIfMissing(key, value)
     conf.setIfMissing("spark.master", "local[*]")
+    # pyspark turns the console progress bar on for its shell: a job's log is no terminal.
+    conf.set("spark.ui.showConsoleProgress", SPARK_CONF["spark.ui.showConsoleProgress"])
     if conf.get("spark.master").startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # One machine: a few shuffle partitions per core, not the cluster default of 200.
+        conf.setIfMissing("spark.sql.shuffle.partitions", str(4 * os.cpu_count()))
     spark = SparkSession.builder.appName(app_name).config(conf=conf).getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("FRUITS_SPARK_LOG_LEVEL", "WARN"))
     # py4j logs every gateway connection at INFO/DEBUG once logging is configured (Airflow):

@@ -1,7 +1,16 @@
-"""The pipeline as data: one list of stages and the paths of one run.
+"""The pipeline as data: one list of stages and the locations of one run.
 
 The Airflow DAG turns each stage into an EMR step, the local runner into a local
 ``spark-submit``; both build the job arguments here, so the two paths cannot drift apart.
+Every stage reads and writes under one output root, by logical date::
+
+    <root>/images/ds=<date>/run=<id>/       load: the day's new/changed/deleted files (+ bytes)
+    <root>/features/ds=<date>/run=<id>/     featurize: the day's rows of the corpus
+    <root>/quarantine/ds=<date>/run=<id>/   featurize: files set aside that day, with reasons
+    <root>/pca/ds=<date>/run=<id>/          pca: model/, vectors/, report.json, plot
+    <root>/model/ds=<date>/run=<id>/        train: model/, reference/, report.json, plot
+    <root>/<dataset>/ds=<date>/_current.json   which run is the date's current one
+    <root>/reports/ds=<date>/<stage>.json   each stage's report
 """
 
 from __future__ import annotations
@@ -9,14 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS
+from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS, RUN_RETENTION_HOURS
+
+DATASETS = ("images", "features", "quarantine", "pca", "model")
 
 
 @dataclass(frozen=True)
 class RunPaths:
-    """Where the run for logical date ``ds`` reads images and writes outputs (URIs)."""
+    """Where the run for logical date ``ds`` reads images (one root per source) and writes."""
 
-    input: str
+    inputs: tuple[str, ...]
     root: str
     ds: str
 
@@ -24,30 +35,12 @@ class RunPaths:
         """The root of a dataset, all dates (e.g. every ``features/ds=…`` partition)."""
         return f"{self.root.rstrip('/')}/{name}"
 
-    def _under(self, dataset: str) -> str:
-        return f"{self.dataset(dataset)}/ds={self.ds}"
-
-    @property
-    def images(self) -> str:
-        return self._under("images")
-
-    @property
-    def features(self) -> str:
-        return self._under("features")
-
-    @property
-    def pca(self) -> str:
-        return self._under("pca")
-
-    @property
-    def model(self) -> str:
-        return self._under("model")
-
-    def quarantine(self, stage: str) -> str:
-        return f"{self._under('quarantine')}/stage={stage}"
+    def partition(self, name: str) -> str:
+        """The dataset's partition of this date (its runs and ``_current.json`` live there)."""
+        return f"{self.dataset(name)}/ds={self.ds}"
 
     def report(self, stage: str) -> str:
-        return f"{self._under('reports')}/{stage}.json"
+        return f"{self.dataset('reports')}/ds={self.ds}/{stage}.json"
 
 
 @dataclass(frozen=True)
@@ -57,6 +50,8 @@ class PipelineOptions:
     weights: str = DEFAULT_WEIGHTS
     k: int | None = None
     variance: float = DEFAULT_VARIANCE
+    full_rescan: bool = False
+    retention_hours: float = RUN_RETENTION_HOURS
 
 
 @dataclass(frozen=True)
@@ -66,38 +61,29 @@ class Stage:
     arguments: Callable[[RunPaths, PipelineOptions], list[str]]
 
     def args(self, paths: RunPaths, options: PipelineOptions) -> list[str]:
-        """The job's command-line arguments, report location included."""
-        return [*self.arguments(paths, options), "--report", paths.report(self.name)]
+        """The job's command-line arguments: where it works, then its own options."""
+        where = ["--root", paths.root, "--ds", paths.ds]
+        kept = ["--retention-hours", str(options.retention_hours)]
+        return [*where, *kept, *self.arguments(paths, options)]
 
 
 def _load_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
-    return [
-        "--input", paths.input,
-        "--output", paths.images,
-        "--quarantine", paths.quarantine("load"),
-    ]  # fmt: skip
+    inputs = [argument for root in paths.inputs for argument in ("--input", root)]
+    return [*inputs, *(["--full-rescan"] if options.full_rescan else [])]
 
 
 def _featurize_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
-    return [
-        "--input", paths.images,
-        "--output", paths.features,
-        "--quarantine", paths.quarantine("featurize"),
-        "--weights", options.weights,
-        "--known-features", paths.dataset("features"),
-        "--ds", paths.ds,
-    ]  # fmt: skip
+    return ["--weights", options.weights]
 
 
 def _pca_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
-    choice = ["--k", str(options.k)] if options.k else ["--variance", str(options.variance)]
-    # PCA sees the whole corpus: every date's features.
-    return ["--input", paths.dataset("features"), "--output", paths.pca, *choice]
+    # PCA sees the whole corpus: every date's current features.
+    return ["--k", str(options.k)] if options.k else ["--variance", str(options.variance)]
 
 
 def _train_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
-    # The classifier learns from the whole corpus (every date's features) and fits its own PCA.
-    return ["--input", paths.dataset("features"), "--output", paths.model]
+    # The classifier learns from the whole corpus and fits its own PCA.
+    return []
 
 
 STAGES: tuple[Stage, ...] = (

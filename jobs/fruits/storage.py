@@ -1,121 +1,125 @@
-"""Reading and writing through Spark's Hadoop filesystem: local paths, file://, s3:// alike.
+"""Small objects on any filesystem the pipeline uses: local paths, ``file:`` URIs, ``s3://``.
 
-Directory outputs are published by :func:`publish`: written to a hidden staging folder beside
-the target, then swapped in, so a failed write never damages the previous good output.
+Spark writes the data (Parquet, Spark ML models) with its own committer; this module does the
+rest through ``pyarrow.fs`` — pointers, reports, plots, listings, deletions — with no JVM call.
+Every operation is counted in :data:`OPERATIONS`, so tests and the benchmark can show what a
+publication costs in object-store requests. There is deliberately no rename or copy here:
+publishing never moves data (see :mod:`fruits.catalog`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import time
+import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import Counter
 from typing import Any
 
-from pyspark.sql import SparkSession
+import pyarrow.fs as pafs
+
+# Object-store requests made through this module, by kind: "put", "get", "list", "delete".
+OPERATIONS: Counter[str] = Counter()
 
 
-def _fs_path(spark: SparkSession, uri: str):
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+def is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
 
 
-def exists(spark: SparkSession, uri: str) -> bool:
-    fs, path = _fs_path(spark, uri)
-    return bool(fs.exists(path))
+def local_path(uri: str) -> str:
+    """The filesystem path of a local path, ``file:/x`` or ``file:///x`` URI."""
+    if uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    return uri.removeprefix("file:")
 
 
-def delete(spark: SparkSession, uri: str) -> None:
-    fs, path = _fs_path(spark, uri)
-    if fs.exists(path):
-        fs.delete(path, True)
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and the path inside it, for a local path or a URI (``s3://``)."""
+    if uri.startswith("file:") or "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(local_path(uri))
+    return pafs.FileSystem.from_uri(uri.replace("s3a://", "s3://").replace("s3n://", "s3://"))
 
 
-def list_files(spark: SparkSession, uri: str) -> list[tuple[str, int, int]]:
-    """Every file under ``uri``, recursively: ``(path, length, modification time in ms)``.
+def join(base: str, *parts: str) -> str:
+    """``base/part1/part2`` with single slashes."""
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts if p.strip("/"))])
 
-    Unlike Spark's file sources this keeps empty and hidden files, so callers can account for
-    each of them.
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    OPERATIONS["get"] += 1
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def is_dir(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    OPERATIONS["get"] += 1
+    return fs.get_file_info(path).type == pafs.FileType.Directory
+
+
+def read_bytes(uri: str) -> bytes:
+    """The whole object; FileNotFoundError when there is none."""
+    fs, path = filesystem(uri)
+    OPERATIONS["get"] += 1
+    with fs.open_input_stream(path) as stream:
+        return stream.read()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write one object so that readers see the old content or the new, never a part.
+
+    On S3 a PUT is atomic. Locally the bytes go to a temporary sibling first, then replace the
+    target in one rename of that single small file (POSIX ``rename`` is atomic).
     """
-    fs, path = _fs_path(spark, uri)
-    files, iterator = [], fs.listFiles(path, True)
-    while iterator.hasNext():
-        status = iterator.next()
-        files.append((status.getPath().toString(), status.getLen(), status.getModificationTime()))
-    return files
+    fs, path = filesystem(uri)
+    OPERATIONS["put"] += 1
+    if isinstance(fs, pafs.LocalFileSystem):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = os.path.join(os.path.dirname(path), f".{uuid.uuid4().hex}.tmp")
+        with open(temporary, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+        return
+    with fs.open_output_stream(path) as stream:
+        stream.write(data)
 
 
-def read_bytes(spark: SparkSession, uri: str) -> bytes:
-    fs, path = _fs_path(spark, uri)
-    if not fs.exists(path):
-        raise FileNotFoundError(uri)
-    row = spark.read.format("binaryFile").load(uri).select("content").head()
-    return bytes(row.content)
-
-
-def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
-    fs, path = _fs_path(spark, uri)
-    stream = fs.create(path, True)
-    try:
-        stream.write(bytearray(data))
-    finally:
-        stream.close()
-
-
-def write_json(spark: SparkSession, uri: str, payload: dict[str, Any]) -> None:
+def write_json(uri: str, payload: dict[str, Any]) -> None:
     text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    write_bytes(spark, uri, text.encode("utf-8") + b"\n")
+    write_bytes(uri, text.encode("utf-8") + b"\n")
 
 
-def read_json(spark: SparkSession, uri: str) -> dict[str, Any]:
-    return json.loads(read_bytes(spark, uri).decode("utf-8"))
+def read_json(uri: str) -> dict[str, Any]:
+    return json.loads(read_bytes(uri).decode("utf-8"))
 
 
-def staging_uri(target: str) -> str:
-    """A hidden sibling of ``target`` (Spark ignores names starting with ``_``)."""
-    parent, _, name = target.rstrip("/").rpartition("/")
-    return f"{parent}/_staging-{name}-{uuid.uuid4().hex[:12]}"
+def children(uri: str) -> list[str]:
+    """Names of the entries directly under ``uri`` (empty when it does not exist)."""
+    fs, path = filesystem(uri)
+    OPERATIONS["list"] += 1
+    selector = pafs.FileSelector(path, allow_not_found=True, recursive=False)
+    return sorted(info.base_name for info in fs.get_file_info(selector))
 
 
-def publish(spark: SparkSession, staging: str, target: str) -> None:
-    """Swap a fully written ``staging`` folder in as ``target``; the old one goes only after."""
-    fs, target_path = _fs_path(spark, target.rstrip("/"))
-    _, staging_path = _fs_path(spark, staging)
-    fs.mkdirs(target_path.getParent())
-    previous = None
-    if fs.exists(target_path):
-        _, previous = _fs_path(spark, staging_uri(target) + "-previous")
-        if not fs.rename(target_path, previous):
-            raise OSError(f"could not move the previous output {target} aside")
-    if not fs.rename(staging_path, target_path):
-        if previous is not None:
-            fs.rename(previous, target_path)
-        raise OSError(f"could not publish {staging} as {target}")
-    if previous is not None:
-        fs.delete(previous, True)
+def delete_tree(uri: str) -> None:
+    """Delete a folder and everything under it (no error when it is already gone)."""
+    fs, path = filesystem(uri)
+    OPERATIONS["delete"] += 1
+    with contextlib.suppress(FileNotFoundError):
+        fs.delete_dir(path)
 
 
-@contextmanager
-def staged(spark: SparkSession, target: str) -> Iterator[str]:
-    """Yield a staging folder to write ``target`` into; publish it on success, drop it on error."""
-    staging = staging_uri(target)
+def check_writable(uri: str) -> None:
+    """Raise OSError with a one-line reason when ``uri`` cannot hold outputs."""
+    fs, path = filesystem(uri)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.File:
+        raise OSError(f"output {uri} is a file, not a folder")
+    probe = join(uri, f"_write-probe-{uuid.uuid4().hex}")
     try:
-        yield staging
-    except BaseException:
-        _wait_for_running_tasks(spark)
-        delete(spark, staging)
-        raise
-    publish(spark, staging, target)
-
-
-def _wait_for_running_tasks(spark: SparkSession, timeout_s: float = 60.0) -> None:
-    """Wait until no task runs: a failed job returns while its sibling tasks are still being
-    killed, and one of them could write into the staging folder after it was deleted."""
-    tracker = spark.sparkContext._jsc.sc().statusTracker()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if sum(info.numRunningTasks() for info in tracker.getExecutorInfos()) == 0:
-            return
-        time.sleep(0.1)
+        write_bytes(probe, b"")
+        fs.delete_file(filesystem(probe)[1])
+    except OSError as error:
+        raise OSError(f"output {uri} is not writable ({error.strerror or error})") from None

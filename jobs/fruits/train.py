@@ -11,7 +11,7 @@ once and fitted with numpy (:func:`fruits.classifier.fit_arrays`), else Spark fi
 as ``fruits-predict`` applies it (:class:`fruits.saved_pipeline.NumpyPipeline`): on the driver
 for a small set, in a ``mapInPandas`` over the executors otherwise.
 
-Output folder, published atomically:
+Output folder (the date's current ``model`` run, published through its pointer):
 
 * ``model/`` — the fitted ``PipelineModel`` (input column ``vector`` =
   ``array_to_vector("features")``);
@@ -33,7 +33,7 @@ from pyspark.ml.functions import array_to_vector
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from fruits import evaluation, novelty, storage
+from fruits import corpus, evaluation, job, novelty, storage
 from fruits.classifier import (
     CLASSIFIERS,
     INPUT_COL,
@@ -50,7 +50,7 @@ from fruits.config import (
     TRAIN_SPLIT,
 )
 from fruits.errors import InputError
-from fruits.reporting import run_stage, stage_parser
+from fruits.pca import earlier_run, fingerprint
 from fruits.saved_pipeline import NumpyPipeline
 
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
@@ -202,24 +202,32 @@ def _labels(train: DataFrame, split: str, input_uri: str) -> tuple[int, list[str
 
 def run(
     spark: SparkSession,
-    input_uri: str,
-    output_uri: str,
+    run: job.JobRun,
     config: ClassifierConfig | None = None,
     train_split: str = TRAIN_SPLIT,
     eval_split: str = EVAL_SPLIT,
 ) -> dict[str, Any]:
-    """Fit on ``train_split``, evaluate on ``eval_split``; publish model, report and plot."""
+    """Fit on ``train_split`` of the corpus, evaluate on ``eval_split``; publish model,
+    reference set, report and plot as the date's ``model`` run (or make the earlier run that
+    saw the same corpus with the same settings current again); return the stage report."""
     config = config or ClassifierConfig()
     if config.classifier not in CLASSIFIERS:
         raise InputError(f"--classifier must be one of {CLASSIFIERS}, got {config.classifier!r}")
     if config.k < 1:
         raise InputError(f"--k must be at least 1, got {config.k}")
-    if not storage.exists(spark, input_uri):
-        raise InputError(f"input not found: {input_uri} (run the featurize stage first)")
-    data = spark.read.parquet(input_uri).select("image_id", "path", "label", "split", "features")
+    features = corpus.current_features(spark, run.paths)
+    settings = {**config.as_dict(), "train_split": train_split, "eval_split": eval_split}
+    key = fingerprint(features, settings)
+    earlier = earlier_run(run.paths.dataset("model"), key)
+    if earlier is not None:
+        published = run.reuse("model", earlier, {"input": key})
+        report = storage.read_json(storage.join(earlier.uri, "report.json"))
+        return {**summary(report), "output": published.uri, "reused": earlier.partition}
+    data = features.select("image_id", "path", "label", "split", "features")
     train = _distinct(_split(data, train_split)).cache()
+    output = run.output("model")
     try:
-        n_train, labels = _labels(train, train_split, input_uri)
+        n_train, labels = _labels(train, train_split, run.paths.root)
         dim = len(train.first()["features"])
         # n images span at most n - 1 directions around their mean: more components are noise.
         fitted = config.with_k(min(config.k, dim, n_train - 1))
@@ -240,8 +248,8 @@ def run(
             model, fit_info = fit_dataframe(fitted, labels, vectors)
         reference = reference_sample(train, REFERENCE_PER_CLASS).toPandas()
         report = {
-            "input": input_uri,
-            "output": output_uri,
+            "output": output,
+            "reused": None,
             "train_split": train_split,
             "eval_split": eval_split,
             "classes": len(labels),
@@ -255,30 +263,30 @@ def run(
             "stages": [type(s).__name__ for s in model.stages],
             "threshold": PREDICT_THRESHOLD,
         }
-        with storage.staged(spark, output_uri) as staging:
-            model.write().overwrite().save(f"{staging}/model")
-            # Evaluated as saved, with the numpy pipeline fruits-predict applies.
-            pipeline = NumpyPipeline.load(f"{staging}/model")
-            ref = features_matrix(reference)
-            test_scores = scores(pipeline, test_rows, ref)
-            metrics = evaluate(test_scores, labels) if len(test_scores) else None
-            report |= {
-                "n_test": len(test_scores),
-                "train_accuracy": evaluate(scores(pipeline, train_rows), labels)["accuracy"],
-                "test": _without_matrix(metrics),
-                "novelty": novelty_report(ref, test_scores["similarity"].to_numpy()),
-            }
-            reference_sample(train, REFERENCE_PER_CLASS).write.parquet(f"{staging}/reference")
-            storage.write_json(spark, f"{staging}/report.json", report)
-            if metrics is not None:
-                title = (
-                    f"{eval_split}: accuracy {metrics['accuracy']:.1%}, "
-                    f"macro-F1 {metrics['macro_f1']:.3f} ({len(test_scores)} images)"
-                )
-                plot = evaluation.plot_confusion(metrics["matrix"], labels, title)
-                storage.write_bytes(spark, f"{staging}/confusion_matrix.png", plot)
+        model.write().save(f"{output}/model")
+        # Evaluated as saved, with the numpy pipeline fruits-predict applies.
+        pipeline = NumpyPipeline.load(f"{output}/model")
+        ref = features_matrix(reference)
+        test_scores = scores(pipeline, test_rows, ref)
+        metrics = evaluate(test_scores, labels) if len(test_scores) else None
+        report |= {
+            "n_test": len(test_scores),
+            "train_accuracy": evaluate(scores(pipeline, train_rows), labels)["accuracy"],
+            "test": _without_matrix(metrics),
+            "novelty": novelty_report(ref, test_scores["similarity"].to_numpy()),
+        }
+        reference_sample(train, REFERENCE_PER_CLASS).write.parquet(f"{output}/reference")
+        storage.write_json(f"{output}/report.json", report)
+        if metrics is not None:
+            title = (
+                f"{eval_split}: accuracy {metrics['accuracy']:.1%}, "
+                f"macro-F1 {metrics['macro_f1']:.3f} ({len(test_scores)} images)"
+            )
+            plot = evaluation.plot_confusion(metrics["matrix"], labels, title)
+            storage.write_bytes(f"{output}/confusion_matrix.png", plot)
     finally:
         train.unpersist()
+    run.publish("model", n_train, {"input": key})
     return summary(report)
 
 
@@ -303,7 +311,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     defaults = ClassifierConfig()
-    p = stage_parser("Train and evaluate the fruit classifier (pyspark.ml pipeline).")
+    p = job.parser("Train and evaluate the fruit classifier (pyspark.ml pipeline).")
     p.add_argument("--classifier", choices=CLASSIFIERS, default=defaults.classifier)
     p.add_argument("--k", type=int, default=defaults.k, help="PCA components (default %(default)s)")
     p.add_argument(
@@ -336,9 +344,9 @@ def _config(args: argparse.Namespace) -> ClassifierConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    return run_stage(
+    return job.run_job(
         "train",
         argv,
         parser(),
-        lambda spark, a: run(spark, a.input, a.output, _config(a), a.train_split, a.eval_split),
+        lambda spark, run_, a: run(spark, run_, _config(a), a.train_split, a.eval_split),
     )

@@ -1,7 +1,10 @@
-"""The files an EMR run needs in S3 — job code, bootstrap script, weights — content-addressed.
+"""The files an EMR run needs in S3 — job code, bootstrap script and the Python versions it
+installs, weights — content-addressed.
 
 Each file goes to ``<root>/<kind>/<sha256 of its bytes>/<name>``: an unchanged file keeps its
-key and is not uploaded again, and a run's steps read exactly the bytes it was planned with.
+key and is not uploaded again, and a run's steps read exactly the bytes it was planned with. The
+keys depend on the bytes only, so a plan (``fruits-emr plan``) names the same URIs an upload
+gives.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import hashlib
 import io
 import logging
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,8 +21,10 @@ from typing import TYPE_CHECKING
 
 import fruits
 from fruits.config import DEFAULT_WEIGHTS
-from fruits.local import JOBS_DIR
+from fruits.layout import JOBS_DIR
 from fruits.stages import STAGES
+from fruits_airflow import cluster_python
+from fruits_airflow.run_params import local_weights_file
 from fruits_airflow.uris import is_s3, s3_uri, split_s3
 
 if TYPE_CHECKING:
@@ -32,7 +38,7 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: same sources, same zip, 
 
 @dataclass(frozen=True)
 class Artifact:
-    kind: str  # code | bootstrap | models
+    kind: str  # code | bootstrap | python | models
     name: str
     data: bytes
 
@@ -76,6 +82,16 @@ def bootstrap_script() -> Artifact:
     return Artifact("bootstrap", BOOTSTRAP_SCRIPT.name, BOOTSTRAP_SCRIPT.read_bytes())
 
 
+def python_requirements() -> Artifact:
+    """The jobs' direct dependencies at constraints.txt's versions (the bootstrap's first arg)."""
+    return Artifact("python", "requirements.txt", cluster_python.requirements_text().encode())
+
+
+def python_constraints() -> Artifact:
+    """The repository's constraints.txt, verbatim (the bootstrap's second arg)."""
+    return Artifact("python", "constraints.txt", cluster_python.constraints_text().encode())
+
+
 def publish(s3: S3Hook, root: str, artifact: Artifact) -> str:
     """Upload ``artifact`` under ``root`` unless its key already exists; return its URI."""
     uri = artifact.uri(root)
@@ -90,22 +106,61 @@ def publish(s3: S3Hook, root: str, artifact: Artifact) -> str:
 
 @dataclass(frozen=True)
 class JobCode:
-    """URIs of the uploaded job code: the package zip and each stage's entry script."""
+    """URIs of the job code: the package zip and each stage's entry script."""
 
     py_files: str
     scripts: dict[str, str]
 
 
-def publish_job_code(s3: S3Hook, root: str) -> JobCode:
-    return JobCode(
-        py_files=publish(s3, root, code_package()),
-        scripts={name: publish(s3, root, script) for name, script in stage_scripts().items()},
+@dataclass(frozen=True)
+class ClusterFiles:
+    """URIs of the bootstrap action and its arguments (requirements, constraints)."""
+
+    bootstrap: str
+    requirements: str
+    constraints: str
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    code: JobCode
+    cluster: ClusterFiles
+
+
+def run_files(store: Callable[[Artifact], str]) -> RunFiles:
+    """Every file of a run, each passed through ``store`` (upload, or only name its URI)."""
+    return RunFiles(
+        code=JobCode(
+            py_files=store(code_package()),
+            scripts={name: store(script) for name, script in stage_scripts().items()},
+        ),
+        cluster=ClusterFiles(
+            bootstrap=store(bootstrap_script()),
+            requirements=store(python_requirements()),
+            constraints=store(python_constraints()),
+        ),
     )
 
 
-def publish_weights(s3: S3Hook, root: str, weights: str) -> str:
-    """``imagenet`` and S3 URIs as they are; a local weights file uploaded, its URI returned."""
+def planned_run_files(root: str) -> RunFiles:
+    """The URIs an upload under ``root`` gives, without uploading (nor any AWS call)."""
+    return run_files(lambda artifact: artifact.uri(root))
+
+
+def publish_run_files(s3: S3Hook, root: str) -> RunFiles:
+    return run_files(lambda artifact: publish(s3, root, artifact))
+
+
+def weights_artifact(weights: str, allowed_dir: str | None) -> Artifact | None:
+    """A local weights file as an artifact, checked again against the allowed folder; None for
+    ``imagenet`` and S3 URIs, which the cluster reads as they are."""
     if weights == DEFAULT_WEIGHTS or is_s3(weights):
-        return weights
-    path = Path(weights)
-    return publish(s3, root, Artifact("models", path.name, path.read_bytes()))
+        return None
+    path = local_weights_file(weights, allowed_dir)
+    return Artifact("models", path.name, path.read_bytes())
+
+
+def publish_weights(s3: S3Hook, root: str, weights: str, allowed_dir: str | None) -> str:
+    """``imagenet`` and S3 URIs as they are; a local weights file uploaded, its URI returned."""
+    artifact = weights_artifact(weights, allowed_dir)
+    return weights if artifact is None else publish(s3, root, artifact)

@@ -1,6 +1,11 @@
 """Where runs live: AWS settings from Airflow Variables (EMR), folders from env vars (local).
 
 Read at run time, in the ``validate_params`` task, so changing a Variable needs no redeploy.
+One EMR setting is an environment variable of the Airflow workers instead, because it names a
+folder of their file system: ``FRUITS_EMR_WEIGHTS_DIR``, the only folder a run's ``weights`` may
+upload a local file from (unset: none; see :func:`fruits_airflow.run_params.local_weights_file`).
+A Variable can be edited by any UI user with Variable rights; the workers' environment only by
+whoever deploys them.
 """
 
 from __future__ import annotations
@@ -8,16 +13,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
+from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from fruits.config import DEFAULT_WEIGHTS
-from fruits.local import DEFAULT_INPUT, REPO_ROOT
+from fruits.layout import DEFAULT_INPUT, DEFAULT_OUTPUT
 from fruits_airflow.uris import s3_uri, split_s3
 
 AWS_CONN_ID = "aws_default"
 DEFAULT_REGION = "eu-west-3"
+WEIGHTS_DIR_ENV = "FRUITS_EMR_WEIGHTS_DIR"
+DEPLOY_MODES = ("client", "cluster")
 
 
 class MissingSetting(AirflowFailException):
@@ -40,6 +47,8 @@ class AwsSettings:
     idle_timeout_s: int
     subnet_id: str | None
     allowed_buckets: str = ""  # comma-separated, besides ``bucket``
+    deploy_mode: str = "client"  # where the Spark driver runs (fruits_airflow.capacity)
+    weights_dir: str | None = None  # FRUITS_EMR_WEIGHTS_DIR of the Airflow workers
 
     @property
     def readable_buckets(self) -> frozenset[str]:
@@ -69,17 +78,22 @@ AWS_VARIABLES: dict[str, tuple[str, str | None]] = {
     "master_instance_type": ("fruits_emr_master_instance_type", "m5.xlarge"),
     "core_instance_type": ("fruits_emr_core_instance_type", "m5.xlarge"),
     "security_configuration": ("fruits_emr_security_configuration", "fruits-encryption-at-rest"),
-    "service_role": ("fruits_emr_service_role", "EMR_DefaultRole"),
+    "service_role": ("fruits_emr_service_role", "EMR_DefaultRole_V2"),
     "instance_profile": ("fruits_emr_instance_profile", "EMR_EC2_DefaultRole"),
     "idle_timeout_s": ("fruits_emr_idle_timeout_s", "3600"),
     "subnet_id": ("fruits_emr_subnet_id", ""),
     "allowed_buckets": ("fruits_s3_allowed_buckets", ""),
+    "deploy_mode": ("fruits_emr_deploy_mode", "client"),
 }
 
 
-def aws_settings(get: Callable[[str], str | None] | None = None) -> AwsSettings:
-    """The settings from Airflow Variables (``get(name)`` → value or None, for tests)."""
+def aws_settings(
+    get: Callable[[str], str | None] | None = None, env: Mapping[str, str] | None = None
+) -> AwsSettings:
+    """The settings from Airflow Variables and the workers' environment (``get(name)`` → value
+    or None, and ``env``, for tests)."""
     get = get or variable
+    env = os.environ if env is None else env
     raw = {field: (get(name) or "").strip() for field, (name, _) in AWS_VARIABLES.items()}
     for field, (name, default) in AWS_VARIABLES.items():
         if not raw[field]:
@@ -99,12 +113,21 @@ def aws_settings(get: Callable[[str], str | None] | None = None) -> AwsSettings:
             f"{AWS_VARIABLES['idle_timeout_s'][0]} must be a number of seconds, "
             f"got {raw['idle_timeout_s']!r}"
         ) from None
-    return AwsSettings(
-        **{**raw, "idle_timeout_s": idle_timeout, "subnet_id": raw["subnet_id"] or None}
-    )
+    raw["deploy_mode"] = raw["deploy_mode"].lower()
+    if raw["deploy_mode"] not in DEPLOY_MODES:
+        raise MissingSetting(
+            f"{AWS_VARIABLES['deploy_mode'][0]} must be client or cluster, "
+            f"got {raw['deploy_mode']!r}"
+        )
+    values: dict[str, Any] = {
+        **raw,
+        "idle_timeout_s": idle_timeout,
+        "subnet_id": raw["subnet_id"] or None,
+    }
+    return AwsSettings(**values, weights_dir=(env.get(WEIGHTS_DIR_ENV) or "").strip() or None)
 
 
-def aws_settings_from(values: Mapping[str, object]) -> AwsSettings:
+def aws_settings_from(values: Mapping[str, Any]) -> AwsSettings:
     """Rebuild settings passed between tasks (XCom) as a dict."""
     return AwsSettings(**{f.name: values[f.name] for f in fields(AwsSettings)})
 
@@ -113,7 +136,8 @@ def variable(name: str) -> str | None:
     """An Airflow Variable's value, None when unset."""
     from airflow.sdk import Variable
 
-    return Variable.get(name, default=None)
+    value: str | None = Variable.get(name, default=None)
+    return value
 
 
 @dataclass(frozen=True)
@@ -129,6 +153,6 @@ def local_settings(env: Mapping[str, str] | None = None) -> LocalSettings:
     env = os.environ if env is None else env
     return LocalSettings(
         input=env.get("FRUITS_INPUT") or str(DEFAULT_INPUT),
-        output_root=env.get("FRUITS_OUTPUT") or str(Path(REPO_ROOT) / "output"),
+        output_root=env.get("FRUITS_OUTPUT") or str(DEFAULT_OUTPUT),
         weights=env.get("FRUITS_WEIGHTS") or DEFAULT_WEIGHTS,
     )

@@ -1,79 +1,56 @@
 """The ``RunJobFlow`` request of a run's transient EMR cluster.
 
-Pinned release (:data:`fruits.config.EMR_RELEASE_LABEL`), Spark only, the jobs' Python
-dependencies installed for python3.11 on every node by a bootstrap action, Spark pointed at that
-interpreter, the project's Spark defaults, encryption at rest through a security configuration,
-logs in S3, an idle timeout as the safety net behind the DAG's teardown.
+Pinned release (:data:`fruits.config.EMR_RELEASE_LABEL`), Spark only; a bootstrap action builds
+the jobs' virtualenv on every node (:mod:`fruits_airflow.cluster_python`) and Spark's Python is
+that virtualenv's, for the driver and the executors in either deploy mode; YARN application
+masters on core nodes (on demand); Spot capacity only in a task instance group; encryption at
+rest through a security configuration, logs in S3, an idle timeout as the safety net behind the
+DAG's teardown. The Spark memory settings are per step (:mod:`fruits_airflow.emr_steps`).
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, requires
 from typing import Any
 
-from packaging.requirements import Requirement
-
 from fruits.config import EMR_RELEASE_LABEL, SPARK_CONF
+from fruits_airflow.artifacts import ClusterFiles
+from fruits_airflow.cluster_python import EMR_PYTHON
 from fruits_airflow.deployment import AwsSettings
 from fruits_airflow.run_params import RunRequest
 
-PROJECT = "fruits-pipeline"
-EMR_PYTHON = "/usr/bin/python3.11"  # installed by bootstrap/install_python_deps.sh
-PROVIDED_BY_EMR = frozenset({"pyspark"})
-
-# Executors sized for TensorFlow in the Python workers. Each task slot runs one Python worker
-# that peaks at ~1.3 GB with MobileNetV2 loaded (bench/benchmark.py), outside the JVM heap:
-# YARN must grant it as memory overhead, or it kills the container in the middle of featurize.
-# 4 cores x 1.5 GB + 2 GB of heap = an 8 GB container: one per m5.xlarge core node (4 vCPU,
-# 12 GB for YARN), two per m5.2xlarge. The driver (cluster mode) loads the network too.
-EXECUTOR_CORES = 4
-PYTHON_WORKER_GB = 1.5
-EXECUTOR_CONF = {
-    "spark.executor.cores": str(EXECUTOR_CORES),
-    "spark.executor.memory": "2g",
-    "spark.executor.memoryOverhead": f"{int(EXECUTOR_CORES * PYTHON_WORKER_GB * 1024)}m",
-    "spark.driver.memory": "2g",
-    "spark.driver.memoryOverhead": f"{int(2 * PYTHON_WORKER_GB * 1024)}m",
+# Every way Spark picks the Python of the driver and of the executors, in client and cluster
+# mode: the spark-defaults properties take precedence, the environment covers other launchers.
+PYTHON_PROPERTIES = {
+    "spark.pyspark.python": EMR_PYTHON,
+    "spark.pyspark.driver.python": EMR_PYTHON,
+    "spark.executorEnv.PYSPARK_PYTHON": EMR_PYTHON,
+    "spark.yarn.appMasterEnv.PYSPARK_PYTHON": EMR_PYTHON,
+}
+PYTHON_ENVIRONMENT = {"PYSPARK_PYTHON": EMR_PYTHON, "PYSPARK_DRIVER_PYTHON": EMR_PYTHON}
+# YARN node labels (EMR >= 6 leaves them off): application masters — client mode's
+# ExecutorLauncher, cluster mode's driver — only on CORE nodes, never on a Spot task node.
+YARN_PROPERTIES = {
+    "yarn.node-labels.enabled": "true",
+    "yarn.node-labels.am.default-node-label-expression": "CORE",
 }
 
 
-def job_requirements() -> list[str]:
-    """The project's runtime dependencies as pinned in pyproject.toml, minus EMR's Spark."""
-    try:
-        declared = requires(PROJECT) or []
-    except PackageNotFoundError:
-        raise RuntimeError(
-            f"{PROJECT} is not installed where Airflow runs: pip install -e . (see docs/aws.md)"
-        ) from None
-    pins = [Requirement(line) for line in declared]
-    return [str(pin) for pin in pins if pin.marker is None and pin.name not in PROVIDED_BY_EMR]
-
-
 def configurations() -> list[dict[str, Any]]:
-    """spark-env: PYSPARK_PYTHON; spark-defaults: the project's Spark settings and the
-    executor sizing."""
+    """spark-env and spark-defaults: the virtualenv's Python and the project's Spark settings;
+    yarn-site: application masters on core nodes."""
     return [
         {
             "Classification": "spark-env",
-            "Configurations": [
-                {
-                    "Classification": "export",
-                    "Properties": {
-                        "PYSPARK_PYTHON": EMR_PYTHON,
-                        "PYSPARK_DRIVER_PYTHON": EMR_PYTHON,
-                    },
-                }
-            ],
+            "Configurations": [{"Classification": "export", "Properties": PYTHON_ENVIRONMENT}],
         },
-        {
-            "Classification": "spark-defaults",
-            "Properties": {**SPARK_CONF, **EXECUTOR_CONF, "spark.pyspark.python": EMR_PYTHON},
-        },
+        {"Classification": "spark-defaults", "Properties": {**SPARK_CONF, **PYTHON_PROPERTIES}},
+        {"Classification": "yarn-site", "Properties": YARN_PROPERTIES},
     ]
 
 
 def instance_groups(settings: AwsSettings, request: RunRequest) -> list[dict[str, Any]]:
-    return [
+    """Primary and core nodes on demand; task nodes (the core type) on Spot when asked."""
+    groups = [
         {
             "Name": "primary",
             "InstanceRole": "MASTER",
@@ -84,15 +61,27 @@ def instance_groups(settings: AwsSettings, request: RunRequest) -> list[dict[str
         {
             "Name": "core",
             "InstanceRole": "CORE",
-            "Market": "SPOT" if request.core_spot else "ON_DEMAND",
+            "Market": "ON_DEMAND",
             "InstanceType": settings.core_instance_type,
             "InstanceCount": request.core_instance_count,
         },
     ]
+    if request.task_instance_count:
+        groups.append(
+            {
+                "Name": "task",
+                "InstanceRole": "TASK",
+                # Spot without BidPrice: capped at the On-Demand price.
+                "Market": "SPOT" if request.task_spot else "ON_DEMAND",
+                "InstanceType": settings.core_instance_type,
+                "InstanceCount": request.task_instance_count,
+            }
+        )
+    return groups
 
 
 def job_flow_overrides(
-    settings: AwsSettings, request: RunRequest, bootstrap_uri: str, *, ds: str, run_id: str
+    settings: AwsSettings, request: RunRequest, files: ClusterFiles, *, ds: str, run_id: str
 ) -> dict[str, Any]:
     """The full ``RunJobFlow`` request for the run ``run_id`` of logical date ``ds``."""
     instances: dict[str, Any] = {
@@ -110,8 +99,11 @@ def job_flow_overrides(
         "Instances": instances,
         "BootstrapActions": [
             {
-                "Name": "install python deps",
-                "ScriptBootstrapAction": {"Path": bootstrap_uri, "Args": job_requirements()},
+                "Name": "fruits python virtualenv",
+                "ScriptBootstrapAction": {
+                    "Path": files.bootstrap,
+                    "Args": [files.requirements, files.constraints],
+                },
             }
         ],
         "Configurations": configurations(),

@@ -44,7 +44,7 @@ class UnknownBucket(AirflowFailException):
 def bucket_region(s3: S3Hook, bucket: str) -> str:
     """The region a bucket lives in (HeadBucket, as AWS recommends)."""
     try:
-        return s3.conn.head_bucket(Bucket=bucket)["BucketRegion"]
+        return str(s3.conn.head_bucket(Bucket=bucket)["BucketRegion"])
     except ClientError as error:
         raise UnknownBucket(
             f"bucket {bucket!r}: cannot read its region ({error}); it must exist and the "

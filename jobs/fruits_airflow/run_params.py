@@ -15,14 +15,21 @@ from typing import Any
 from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 
+from fruits import validation
 from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS, FEATURE_DIM
+from fruits.errors import InputError
 from fruits.stages import PipelineOptions, RunPaths
-from fruits_airflow.deployment import AwsSettings, LocalSettings
+from fruits_airflow import capacity
+from fruits_airflow.capacity import Capacity, ClusterShape, DeployMode, Workload
+from fruits_airflow.deployment import WEIGHTS_DIR_ENV, AwsSettings, LocalSettings
 from fruits_airflow.execution import Mode
+from fruits_airflow.instance_types import UnknownInstanceType
 from fruits_airflow.uris import is_s3, split_s3
 
 DEFAULT_CORE_INSTANCES = 2
 MAX_CORE_INSTANCES = 20
+MAX_TASK_INSTANCES = 20
+WEIGHTS_SUFFIXES = (".h5", ".keras")  # Keras weights files; nothing else is uploaded
 
 
 class InvalidRun(AirflowFailException):
@@ -34,11 +41,13 @@ def dag_params(mode: Mode) -> dict[str, Param]:
     params = {
         "input": Param(
             None,
-            type=["null", "string"],
+            type=["null", "string", "array"],
             minLength=1,
-            title="Input images",
-            description="Training/<Class>/*.jpg … under a local folder (local) or an s3:// "
-            "prefix (EMR). Empty: the deployment's default (FRUITS_INPUT / fruits_input).",
+            items={"type": "string", "minLength": 1},
+            title="Input images (sources)",
+            description="A source's root, or a list of them: Training/<Class>/*.jpg … under a "
+            "local folder (local) or an s3:// prefix (EMR). Empty: the deployment's default "
+            "(FRUITS_INPUT / fruits_input; several roots separated by ',').",
         ),
         "weights": Param(
             None,
@@ -64,6 +73,13 @@ def dag_params(mode: Mode) -> dict[str, Param]:
             title="PCA explained-variance target",
             description="Smallest k whose cumulative explained variance reaches this.",
         ),
+        "full_rescan": Param(
+            False,
+            type="boolean",
+            title="Re-read every input file",
+            description="Off: only files new or changed since earlier runs are read (a daily "
+            "run costs what the new photos cost). On: every file is read and hashed again.",
+        ),
     }
     if mode is Mode.EMR:
         params |= {
@@ -73,12 +89,23 @@ def dag_params(mode: Mode) -> dict[str, Param]:
                 minimum=1,
                 maximum=MAX_CORE_INSTANCES,
                 title="EMR core nodes",
+                description="On demand: they hold HDFS and the Spark application master.",
             ),
-            "core_spot": Param(
-                False,
+            "task_instance_count": Param(
+                0,
+                type="integer",
+                minimum=0,
+                maximum=MAX_TASK_INSTANCES,
+                title="EMR task nodes",
+                description="Executors only (the core instance type); on Spot unless task_spot "
+                "is off.",
+            ),
+            "task_spot": Param(
+                True,
                 type="boolean",
-                title="Core nodes on Spot",
-                description="Cheaper; a reclaimed node costs a retry of its tasks.",
+                title="Task nodes on Spot",
+                description="Cheaper; a reclaimed task node costs its Spark tasks a retry on the "
+                "other nodes, never the step.",
             ),
         }
     return params
@@ -88,80 +115,171 @@ def dag_params(mode: Mode) -> dict[str, Param]:
 class RunRequest:
     """A validated run: what to read, where to write, the knobs; JSON-able for XCom."""
 
-    input: str
+    inputs: tuple[str, ...]
     output_root: str
     weights: str
     k: int | None
     variance: float
+    full_rescan: bool = False
     core_instance_count: int = DEFAULT_CORE_INSTANCES
-    core_spot: bool = False
+    task_instance_count: int = 0
+    task_spot: bool = True
 
     def paths(self, ds: str) -> RunPaths:
-        return RunPaths(input=self.input, root=self.output_root, ds=ds)
+        return RunPaths(inputs=self.inputs, root=self.output_root, ds=ds)
 
     def options(self) -> PipelineOptions:
-        return PipelineOptions(weights=self.weights, k=self.k, variance=self.variance)
+        return PipelineOptions(
+            weights=self.weights, k=self.k, variance=self.variance, full_rescan=self.full_rescan
+        )
 
     def s3_buckets(self) -> set[str]:
         """Every bucket the run reads or writes."""
-        uris = (self.input, self.output_root, self.weights)
+        uris = (*self.inputs, self.output_root, self.weights)
         return {split_s3(uri)[0] for uri in uris if is_s3(uri)}
 
     @classmethod
     def from_xcom(cls, values: Mapping[str, Any]) -> RunRequest:
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        request = {f.name: values[f.name] for f in fields(cls)}
+        return cls(**{**request, "inputs": tuple(request["inputs"])})
+
+
+def requested_inputs(params: Mapping[str, Any], default: str) -> list[str]:
+    """The run's source roots: the ``input`` param (one or a list), else the deployment's
+    default (several separated by ',')."""
+    given = params.get("input")
+    if isinstance(given, str):
+        given = [given]
+    roots = given or [root for root in default.split(",") if root.strip()]
+    return [root.strip() for root in roots]
+
+
+def _checked(roots: list[str]) -> None:
+    try:
+        validation.inputs(roots)
+    except InputError as error:
+        raise InvalidRun(str(error)) from None
 
 
 def validate_local(params: Mapping[str, Any], settings: LocalSettings) -> RunRequest:
     """The local twin reads and writes local folders only."""
-    source = params.get("input") or settings.input
-    if is_s3(source):
-        raise InvalidRun(f"input {source!r}: a local run reads a local folder, not S3")
-    folder = Path(source.removeprefix("file://")).expanduser().resolve()
-    if not folder.is_dir():
-        raise InvalidRun(f"input folder {folder} not found (param input or FRUITS_INPUT)")
+    folders = []
+    for source in requested_inputs(params, settings.input):
+        if is_s3(source):
+            raise InvalidRun(f"input {source!r}: a local run reads a local folder, not S3")
+        folder = Path(source.removeprefix("file://")).expanduser().resolve()
+        if not folder.is_dir():
+            raise InvalidRun(f"input folder {folder} not found (param input or FRUITS_INPUT)")
+        folders.append(str(folder))
+    _checked(folders)
     weights = params.get("weights") or settings.weights
     if weights != DEFAULT_WEIGHTS:
         if is_s3(weights):
             raise InvalidRun(f"weights {weights!r}: a local run reads a local file, not S3")
         weights = str(_existing_file(weights, "weights (param weights or FRUITS_WEIGHTS)"))
+        try:
+            validation.weights(weights)
+        except InputError as error:
+            raise InvalidRun(str(error)) from None
     return RunRequest(
-        input=str(folder),
+        inputs=tuple(folders),
         output_root=str(Path(settings.output_root).expanduser().resolve()),
         weights=weights,
         k=params.get("k"),
         variance=params.get("variance", DEFAULT_VARIANCE),
+        full_rescan=bool(params.get("full_rescan", False)),
     )
 
 
 def validate_emr(params: Mapping[str, Any], settings: AwsSettings) -> RunRequest:
-    """EMR reads S3; weights may also be a file on the Airflow worker (uploaded by prepare)."""
-    source = params.get("input") or settings.input
-    try:
-        split_s3(source)
-    except ValueError as error:
-        raise InvalidRun(f"input: an EMR run reads S3 — {error}") from None
+    """EMR reads S3; weights are ``imagenet``, an S3 URI, or a file of the allowed folder
+    (uploaded by prepare). The cluster must give the jobs room: see :func:`run_capacity`."""
+    if params.get("core_spot"):
+        raise InvalidRun(
+            "core_spot is gone: core nodes stay on demand (they hold HDFS and the Spark "
+            "application master, and losing one fails the step); put Spot capacity on task "
+            "nodes with task_instance_count (task_spot is on by default)"
+        )
+    sources = requested_inputs(params, settings.input)
+    for source in sources:
+        try:
+            split_s3(source)
+        except ValueError as error:
+            raise InvalidRun(f"input: an EMR run reads S3 — {error}") from None
+        _check_allowed(source, "input", settings)
     weights = params.get("weights") or settings.weights
-    if weights != DEFAULT_WEIGHTS:
-        if is_s3(weights):
-            try:
-                split_s3(weights)
-            except ValueError as error:
-                raise InvalidRun(f"weights: {error}") from None
-        else:
-            weights = str(_existing_file(weights, "weights (param weights or fruits_weights)"))
-    _check_allowed(source, "input", settings)
     if is_s3(weights):
+        try:
+            split_s3(weights)
+        except ValueError as error:
+            raise InvalidRun(f"weights: {error}") from None
         _check_allowed(weights, "weights", settings)
-    return RunRequest(
-        input=source.rstrip("/"),
+    elif weights != DEFAULT_WEIGHTS:
+        weights = str(local_weights_file(weights, settings.weights_dir))
+    request = RunRequest(
+        inputs=tuple(source.rstrip("/") for source in sources),
         output_root=settings.output_root,
         weights=weights,
         k=params.get("k"),
         variance=params.get("variance", DEFAULT_VARIANCE),
+        full_rescan=bool(params.get("full_rescan", False)),
         core_instance_count=params.get("core_instance_count", DEFAULT_CORE_INSTANCES),
-        core_spot=bool(params.get("core_spot", False)),
+        task_instance_count=params.get("task_instance_count", 0),
+        task_spot=bool(params.get("task_spot", True)),
     )
+    planned = run_capacity(settings, request)
+    if planned.problems:
+        raise InvalidRun(
+            "the cluster cannot run the jobs:\n"
+            + "\n".join(f"  - {problem}" for problem in planned.problems)
+            + f"\n{capacity.summary(planned)}"
+        )
+    return request
+
+
+def cluster_shape(settings: AwsSettings, request: RunRequest) -> ClusterShape:
+    return ClusterShape(
+        primary_type=settings.master_instance_type,
+        core_type=settings.core_instance_type,
+        core_count=request.core_instance_count,
+        task_count=request.task_instance_count,
+        task_spot=request.task_spot,
+        deploy_mode=DeployMode(settings.deploy_mode),
+    )
+
+
+def run_capacity(settings: AwsSettings, request: RunRequest) -> Capacity:
+    """The capacity model for the run (images of any size up to featurize's Arrow byte bound);
+    :class:`InvalidRun` for an instance type the model cannot size."""
+    try:
+        return capacity.plan(cluster_shape(settings, request), Workload())
+    except UnknownInstanceType as error:
+        raise InvalidRun(f"{error} (Variables fruits_emr_*_instance_type)") from None
+
+
+def local_weights_file(path: str, allowed_dir: str | None) -> Path:
+    """A weights file on the Airflow worker that an EMR run may upload: an existing ``.h5`` or
+    ``.keras`` file whose real path (symlinks resolved) lies in ``allowed_dir``
+    (``FRUITS_EMR_WEIGHTS_DIR``). Anything else is refused before it is read."""
+    if not allowed_dir:
+        raise InvalidRun(
+            f"weights {path!r}: an EMR run takes 'imagenet', an s3:// URI in the allowed "
+            f"buckets, or a file in the folder named by {WEIGHTS_DIR_ENV} on the Airflow "
+            "workers, which is not set: no local file may be uploaded"
+        )
+    folder = Path(allowed_dir).expanduser().resolve()
+    file = Path(path).expanduser().resolve()
+    if not file.is_relative_to(folder):
+        raise InvalidRun(
+            f"weights {path!r}: not inside {folder} ({WEIGHTS_DIR_ENV}); only files there are "
+            "uploaded"
+        )
+    if file.suffix not in WEIGHTS_SUFFIXES:
+        kinds = ", ".join(WEIGHTS_SUFFIXES)
+        raise InvalidRun(f"weights {path!r}: not a Keras weights file ({kinds})")
+    if not file.is_file():
+        raise InvalidRun(f"weights {path!r}: no such file in {folder}")
+    return file
 
 
 def _check_allowed(uri: str, what: str, settings: AwsSettings) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ from aws_fakes import BUCKET, REGION, create_bucket, fake_aws
 
 import fruits
 from fruits_airflow import artifacts
-from fruits_airflow.emr_cluster import EMR_PYTHON
 from fruits_airflow.residency import (
     EU_REGIONS,
     OutsideEu,
@@ -23,6 +21,7 @@ from fruits_airflow.residency import (
     check_residency,
     require_eu,
 )
+from fruits_airflow.run_params import InvalidRun
 
 ROOT = f"s3://{BUCKET}/artifacts"
 
@@ -61,17 +60,18 @@ def test_the_code_zip_is_reproducible_and_holds_the_whole_package():
     assert "fruits/stages.py" in names
 
 
-def test_job_code_is_uploaded_once_then_skipped_while_unchanged(s3):
-    code = artifacts.publish_job_code(s3, ROOT)
-    bootstrap = artifacts.publish(s3, ROOT, artifacts.bootstrap_script())
+def test_run_files_are_uploaded_once_then_skipped_while_unchanged(s3):
+    files = artifacts.publish_run_files(s3, ROOT)
     uploaded = versions()
-    assert len(uploaded) == 1 + len(code.scripts) + 1  # zip, entry scripts, bootstrap
-    assert code.py_files == artifacts.code_package().uri(ROOT)
-    assert bootstrap.startswith(f"{ROOT}/bootstrap/")
+    # zip, entry scripts, bootstrap, its requirements and constraints
+    assert len(uploaded) == 1 + len(files.code.scripts) + 3
+    assert files.code.py_files == artifacts.code_package().uri(ROOT)
+    assert files.cluster.bootstrap.startswith(f"{ROOT}/bootstrap/")
+    assert files.cluster.requirements.startswith(f"{ROOT}/python/")
+    assert files == artifacts.planned_run_files(ROOT)  # a plan names what an upload gives
 
-    again = artifacts.publish_job_code(s3, ROOT)
-    artifacts.publish(s3, ROOT, artifacts.bootstrap_script())
-    assert again == code
+    again = artifacts.publish_run_files(s3, ROOT)
+    assert again == files
     assert versions() == uploaded  # no second PUT of anything
     assert set(uploaded.values()) == {1}
 
@@ -88,20 +88,21 @@ def test_changed_content_gets_a_new_key_and_the_old_one_stays(s3):
 
 
 def test_weights_a_local_file_is_uploaded_imagenet_and_s3_are_kept(s3, weights_path):
-    uri = artifacts.publish_weights(s3, ROOT, str(weights_path))
+    allowed = str(weights_path.parent)
+    uri = artifacts.publish_weights(s3, ROOT, str(weights_path), allowed)
     assert uri.startswith(f"{ROOT}/models/") and uri.endswith("/" + weights_path.name)
     stored = s3.get_key(uri.removeprefix(f"s3://{BUCKET}/"), BUCKET).get()["Body"].read()
     assert stored == weights_path.read_bytes()
-    assert artifacts.publish_weights(s3, ROOT, "imagenet") == "imagenet"
-    assert artifacts.publish_weights(s3, ROOT, "s3://elsewhere/w.h5") == "s3://elsewhere/w.h5"
+    assert artifacts.publish_weights(s3, ROOT, "imagenet", allowed) == "imagenet"
+    assert artifacts.publish_weights(s3, ROOT, "s3://e/w.h5", None) == "s3://e/w.h5"
     assert list(versions("artifacts/models/").values()) == [1]
 
 
-def test_the_bootstrap_script_is_valid_bash_for_the_python_spark_uses():
-    script = artifacts.BOOTSTRAP_SCRIPT
-    subprocess.run(["bash", "-n", str(script)], check=True)
-    assert f"PYTHON={EMR_PYTHON}" in script.read_text()
-    assert script.stat().st_mode & 0o111  # executable
+def test_prepare_checks_the_weights_folder_again_before_reading(s3, weights_path):
+    for path, allowed in (("/etc/passwd", str(weights_path.parent)), (str(weights_path), None)):
+        with pytest.raises(InvalidRun):
+            artifacts.publish_weights(s3, ROOT, path, allowed)
+    assert versions("artifacts/models/") == {}
 
 
 def test_eu_regions_pass_and_others_are_refused():

@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import ParamValidationError
 from dag_harness import DAG_ID, dag_bag, parse_dag
 
 from fruits.stages import STAGES
+from fruits_airflow.emr_runtime import RunStepAddOperator, RunStepSensor
 
 STAGE_NAMES = [stage.name for stage in STAGES]
 
@@ -87,7 +88,9 @@ def test_each_stage_submits_a_step_then_a_sensor_waits_for_it(emr_dag):
     for stage in STAGE_NAMES:
         submit, wait = emr_dag.get_task(stage), emr_dag.get_task(f"wait_for_{stage}")
         assert isinstance(submit, EmrAddStepsOperator)
+        assert isinstance(submit, RunStepAddOperator)  # a retry does not add the step twice
         assert isinstance(wait, EmrStepSensor)
+        assert isinstance(wait, RunStepSensor)  # a failed step: StepFailed, never retried
         assert wait.step_id == f"{{{{ ti.xcom_pull(task_ids='{stage}')[0] }}}}"
         assert wait.mode == "reschedule"
         assert (submit.deferrable, wait.deferrable) == (False, False)
@@ -101,6 +104,27 @@ def test_termination_is_the_teardown_of_the_cluster_creation(emr_dag):
     assert terminate.is_teardown
     assert terminate.trigger_rule == TriggerRule.ALL_DONE  # also after a failed creation
     assert not terminate.on_failure_fail_dagrun  # the stages' outcome decides the run's state
+
+
+def test_tasks_calling_aws_retry_with_exponential_backoff_and_validation_does_not(emr_dag):
+    """Throttling or a network blip costs a retry, 30 s then 60 s, 120 s; a failed step, a
+    refused region or an invalid request fail at once (AirflowFailException, see
+    fruits_airflow.emr_runtime)."""
+    waits = [f"wait_for_{stage}" for stage in STAGE_NAMES]
+    for task_id in ("check_region", "prepare", "create_cluster", *STAGE_NAMES, *waits):
+        task = emr_dag.get_task(task_id)
+        assert task.retries == 3, task_id
+        assert task.retry_delay == dt.timedelta(seconds=30), task_id
+        assert task.retry_exponential_backoff == 2.0, task_id
+        assert task.max_retry_delay == dt.timedelta(minutes=10), task_id
+    assert emr_dag.get_task("terminate_cluster").retries == 3
+    assert emr_dag.get_task("validate_params").retries == 0
+
+
+def test_create_cluster_waits_for_the_cluster_explicitly(emr_dag):
+    create = emr_dag.get_task("create_cluster")
+    assert create.wait_for_completion is True
+    assert create.wait_policy == "wait_for_completion"
 
 
 def test_every_emr_operator_works_in_the_region_the_guard_approved(emr_dag):
@@ -125,11 +149,14 @@ def test_sensors_and_cluster_waits_defer_when_asked(monkeypatch):
 
 
 def test_params_of_a_manual_run(emr_dag, local_dag):
-    common = {"input", "weights", "k", "variance"}
+    common = {"input", "weights", "k", "variance", "full_rescan"}
     assert set(local_dag.params) == common
-    assert set(emr_dag.params) == common | {"core_instance_count", "core_spot"}
+    cluster = {"core_instance_count", "task_instance_count", "task_spot"}
+    assert set(emr_dag.params) == common | cluster
     assert emr_dag.params["core_instance_count"] == 2
-    assert emr_dag.params["core_spot"] is False
+    assert emr_dag.params["task_instance_count"] == 0
+    assert emr_dag.params["task_spot"] is True
+    assert local_dag.params["full_rescan"] is False
 
 
 @pytest.mark.parametrize(
@@ -139,7 +166,10 @@ def test_params_of_a_manual_run(emr_dag, local_dag):
         {"variance": 1.5},
         {"variance": 0},
         {"core_instance_count": 0},
-        {"core_spot": "yes"},
+        {"task_instance_count": -1},
+        {"task_spot": "yes"},
+        {"full_rescan": "yes"},
+        {"input": [""]},
     ],
 )
 def test_a_trigger_with_bad_params_is_refused(emr_dag, conf):

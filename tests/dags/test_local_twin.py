@@ -1,9 +1,9 @@
 """The local twin end to end: ``dag.test()`` runs the real stages through a local spark-submit.
 
 Two runs on 3 classes × 3 images × 2 splits of the real sample: 2024-01-01 with the default
-params, every stage; then 2024-01-02 as a manual run with ``k=3`` that stops paying after pca
-(the later stages are marked successful by ``dag.test(mark_success_pattern=…)``: the first run
-covers them).
+params, every stage; then 2024-01-02 as a manual run with ``k=3`` over the same images (nothing
+new to read) that stops paying after pca (the later stages are marked successful by
+``dag.test(mark_success_pattern=…)``: the first run covers them).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from dag_harness import parse_dag, states
 
+from fruits import catalog
 from fruits.stages import STAGES
 from samples import copy_subset
 
@@ -72,14 +73,21 @@ def runs(module_monkeypatch, sample_dir, weights_path, tmp_path_factory) -> Runs
     dag = local_dag(module_monkeypatch, images, output, weights_path)
     scheduled = dag.test(logical_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
     first = states(scheduled)
-    day_1_reports = output / "reports" / f"ds={DAY_1}"
-    before = snapshot(day_1_reports)
+    before = day_1(output)
     manual = dag.test(
         logical_date=dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
         run_conf={"k": 3},
         mark_success_pattern="|".join(AFTER_PCA) or None,
     )
-    return Runs(output, [first, states(manual)], manual, before, snapshot(day_1_reports))
+    return Runs(output, [first, states(manual)], manual, before, day_1(output))
+
+
+def day_1(output: Path) -> dict[str, tuple[bytes, int]]:
+    """2024-01-01's reports and the pointers that name its current runs."""
+    files = snapshot(output / "reports" / f"ds={DAY_1}")
+    for dataset in ("images", "features", "quarantine", "pca", "model"):
+        files |= snapshot(output / dataset / f"ds={DAY_1}")
+    return files
 
 
 def test_each_run_goes_through_every_stage(runs):
@@ -89,13 +97,22 @@ def test_each_run_goes_through_every_stage(runs):
 
 def test_a_run_writes_its_outputs_under_its_logical_date(runs):
     for ds in (DAY_1, DAY_2):
-        for folder in (f"images/ds={ds}", f"features/ds={ds}", f"pca/ds={ds}/vectors"):
-            assert list((runs.output / folder).glob("*.parquet")), folder
+        for dataset in ("images", "features", "pca"):
+            current = catalog.current(str(runs.output / dataset / f"ds={ds}"))
+            assert current is not None and current.uri.startswith(str(runs.output / dataset))
         for stage in STAGE_NAMES if ds == DAY_1 else UP_TO_PCA:
             assert report(runs.output, ds, stage)["stage"] == stage
     images = len(CLASSES) * PER_CLASS * 2  # Training and Test
-    assert report(runs.output, DAY_1, "load")["files_seen"] == images
-    assert pq.read_table(runs.output / "features" / f"ds={DAY_1}").num_rows == images
+    assert report(runs.output, DAY_1, "load")["new"] == images
+    features = catalog.current(str(runs.output / "features" / f"ds={DAY_1}"))
+    assert pq.read_table(features.uri).num_rows == images
+
+
+def test_a_second_day_with_nothing_new_reads_and_computes_nothing(runs):
+    load, featurize = report(runs.output, DAY_2, "load"), report(runs.output, DAY_2, "featurize")
+    images = len(CLASSES) * PER_CLASS * 2
+    assert (load["listed"], load["unchanged"], load["loaded"]) == (images, images, 0)
+    assert (featurize["computed"], featurize["networks_built"]) == (0, 0)
 
 
 def test_two_logical_dates_give_two_partitions(runs):
@@ -131,4 +148,4 @@ def test_a_run_without_logical_date_writes_under_the_day_it_ran(
     assert run.logical_date is None
     assert states(run)["load"] == "success"
     assert sorted(p.name for p in (output / "images").iterdir()) == ["ds=2024-03-05"]
-    assert report(output, "2024-03-05", "load")["files_seen"] == 2
+    assert report(output, "2024-03-05", "load")["listed"] == 2

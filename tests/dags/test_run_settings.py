@@ -8,7 +8,7 @@ import pytest
 
 from fruits_airflow.deployment import LocalSettings, MissingSetting, aws_settings, local_settings
 from fruits_airflow.execution import Mode, execution, resolve_mode
-from fruits_airflow.run_params import InvalidRun, validate_emr, validate_local
+from fruits_airflow.run_params import InvalidRun, local_weights_file, validate_emr, validate_local
 
 NO_VARIABLE = {}.get
 
@@ -43,6 +43,13 @@ def test_aws_settings_need_a_bucket_and_default_the_rest():
     assert settings.log_uri == "s3://fruits-prod/logs/emr/"
     assert settings.security_configuration == "fruits-encryption-at-rest"
     assert (settings.idle_timeout_s, settings.subnet_id) == (3600, None)
+    assert settings.service_role == "EMR_DefaultRole_V2"
+    assert (settings.deploy_mode, settings.weights_dir) == ("client", None)
+    from_env = aws_settings(
+        {"fruits_bucket": "fruits-prod", "fruits_emr_deploy_mode": "Cluster"}.get,
+        {"FRUITS_EMR_WEIGHTS_DIR": "/opt/models"},
+    )
+    assert (from_env.deploy_mode, from_env.weights_dir) == ("cluster", "/opt/models")
 
 
 @pytest.mark.parametrize(
@@ -53,11 +60,15 @@ def test_aws_settings_need_a_bucket_and_default_the_rest():
             {"fruits_bucket": "fruits-prod", "fruits_emr_idle_timeout_s": "1h"},
             "fruits_emr_idle_timeout_s must be a number",
         ),
+        (
+            {"fruits_bucket": "fruits-prod", "fruits_emr_deploy_mode": "local"},
+            "fruits_emr_deploy_mode must be client or cluster",
+        ),
     ],
 )
 def test_aws_settings_refuse_bad_values(variables, error):
     with pytest.raises(MissingSetting, match=error):
-        aws_settings(variables.get)
+        aws_settings(variables.get, {})
 
 
 def test_local_defaults_come_from_fruits_env_vars():
@@ -76,10 +87,10 @@ def local(tmp_path: Path):
 
 def test_a_local_run_reads_the_default_folder_and_resolves_paths(local):
     request = validate_local({"k": None, "variance": 0.9}, local)
-    assert request.input == local.input
+    assert request.inputs == (local.input,)
     assert request.output_root == str(Path("out").resolve())
     assert (request.weights, request.k, request.variance) == ("imagenet", None, 0.9)
-    assert request.paths("2024-01-01").features.endswith("out/features/ds=2024-01-01")
+    assert request.paths("2024-01-01").partition("features").endswith("out/features/ds=2024-01-01")
 
 
 @pytest.mark.parametrize(
@@ -98,25 +109,42 @@ def test_a_local_run_refuses_what_it_cannot_read(local, params, error):
 
 @pytest.fixture
 def aws():
-    return aws_settings({"fruits_bucket": "fruits-prod"}.get)
+    return aws_settings({"fruits_bucket": "fruits-prod"}.get, {})
 
 
-def test_an_emr_run_reads_s3_and_takes_the_cluster_params(aws, weights_path):
-    params = {"core_instance_count": 4, "core_spot": True, "weights": str(weights_path), "k": 5}
-    request = validate_emr(params, aws)
-    assert request.input == "s3://fruits-prod/input"
+@pytest.fixture
+def models(weights_path: Path, tmp_path: Path) -> Path:
+    """A folder the workers allow weights from (FRUITS_EMR_WEIGHTS_DIR), with a weights file."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / weights_path.name).write_bytes(b"weights")
+    return folder
+
+
+def allowing(folder: Path | None, **variables: str):
+    return aws_settings(
+        {"fruits_bucket": "fruits-prod", **variables}.get,
+        {"FRUITS_EMR_WEIGHTS_DIR": str(folder) if folder else ""},
+    )
+
+
+def test_an_emr_run_reads_s3_and_takes_the_cluster_params(weights_path):
+    settings = allowing(weights_path.parent)
+    params = {"core_instance_count": 4, "task_instance_count": 2, "weights": str(weights_path)}
+    request = validate_emr({**params, "task_spot": False, "k": 5}, settings)
+    assert request.inputs == ("s3://fruits-prod/input",)
     assert request.output_root == "s3://fruits-prod/output"
     assert request.weights == str(weights_path.resolve())  # uploaded by prepare
-    assert (request.core_instance_count, request.core_spot, request.k) == (4, True, 5)
+    assert (request.core_instance_count, request.task_instance_count) == (4, 2)
+    assert (request.task_spot, request.k) == (False, 5)
     assert request.s3_buckets() == {"fruits-prod"}
-    allowing = aws_settings(
-        {"fruits_bucket": "fruits-prod", "fruits_s3_allowed_buckets": "other-bucket, w-bucket"}.get
-    )
+    other_buckets = allowing(None, fruits_s3_allowed_buckets="other-bucket, w-bucket")
     other = validate_emr(
-        {"input": "s3://other-bucket/x/", "weights": "s3://w-bucket/m.h5"}, allowing
+        {"input": "s3://other-bucket/x/", "weights": "s3://w-bucket/m.h5"}, other_buckets
     )
-    assert other.input == "s3://other-bucket/x"
+    assert other.inputs == ("s3://other-bucket/x",)
     assert other.s3_buckets() == {"fruits-prod", "other-bucket", "w-bucket"}
+    assert (other.task_instance_count, other.task_spot) == (0, True)
 
 
 @pytest.mark.parametrize(
@@ -124,11 +152,48 @@ def test_an_emr_run_reads_s3_and_takes_the_cluster_params(aws, weights_path):
     [
         ({"input": "/local/folder"}, "an EMR run reads S3"),
         ({"input": "s3://Bad_Bucket/x"}, "not an S3 URI"),
-        ({"weights": "/no/such.weights.h5"}, "neither 'imagenet' nor an existing file"),
         ({"input": "s3://someone-else/x"}, "bucket 'someone-else' is neither the deployment"),
         ({"weights": "s3://someone-else/w.h5"}, "fruits_s3_allowed_buckets"),
+        ({"core_spot": True}, "core nodes stay on demand"),
     ],
 )
 def test_an_emr_run_refuses_what_the_cluster_cannot_read(aws, params, error):
     with pytest.raises(InvalidRun, match=error):
         validate_emr(params, aws)
+
+
+def test_weights_from_the_worker_only_from_the_allowed_folder(models, weights_path, tmp_path):
+    """/etc/passwd, a secret beside the folder, a link out of it, another kind of file: all
+    refused before anything is read; with no folder set, no local file at all."""
+    inside = models / weights_path.name
+    secret = tmp_path / "secret.h5"
+    secret.write_bytes(b"api-key")
+    (models / "escape.h5").symlink_to(secret)
+    (models / "notes.txt").write_text("not weights")
+    assert local_weights_file(str(inside), str(models)) == inside.resolve()
+    refused = {
+        "/etc/passwd": "not inside",
+        str(secret): "not inside",
+        str(models / "escape.h5"): "not inside",  # the link's target is outside
+        str(models / "notes.txt"): "not a Keras weights file",
+        str(models / "missing.h5"): "no such file",
+    }
+    for path, error in refused.items():
+        with pytest.raises(InvalidRun, match=error):
+            local_weights_file(path, str(models))
+    with pytest.raises(InvalidRun, match="FRUITS_EMR_WEIGHTS_DIR on the Airflow workers"):
+        validate_emr({"weights": str(inside)}, allowing(None))
+    with pytest.raises(InvalidRun, match="not inside"):
+        validate_emr({"weights": "/etc/passwd"}, allowing(models))
+
+
+def test_a_cluster_where_no_executor_fits_is_refused_before_any_aws_call():
+    small = allowing(
+        None, fruits_emr_core_instance_type="c5.xlarge", fruits_emr_deploy_mode="cluster"
+    )
+    with pytest.raises(InvalidRun, match="no executor can start") as refused:
+        validate_emr({}, small)
+    assert "Capacity (deploy mode cluster)" in str(refused.value)
+    with pytest.raises(InvalidRun, match=r"'t3\.micro' is not in the capacity model"):
+        validate_emr({}, allowing(None, fruits_emr_core_instance_type="t3.micro"))
+    assert validate_emr({}, allowing(None, fruits_emr_core_instance_type="c5.xlarge"))

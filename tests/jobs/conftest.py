@@ -1,4 +1,4 @@
-"""One real run of the three stages (in-process, local[2]) shared by the stage tests."""
+"""One real run of the first three stages (in-process, local[2]) shared by the stage tests."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from fruits import featurize, load, pca
 from fruits.stages import RunPaths
+from pipeline import paths, run_stages
 from samples import SMALL_CLASSES, copy_subset, write_bad_inputs
 
 
@@ -28,10 +28,6 @@ def stages_run(spark, sample_dir, weights_path, tmp_path_factory) -> StagesRun:
     root = tmp_path_factory.mktemp("stages")
     images = copy_subset(sample_dir, root / "input", SMALL_CLASSES, per_class=4)
     bad = write_bad_inputs(sample_dir, images)
-    paths = RunPaths(input=str(images), root=str(root / "out"), ds="2026-11-26")
-    load_report = load.run(spark, paths.input, paths.images, paths.quarantine("load"))
-    featurize_report = featurize.run(
-        spark, paths.images, paths.features, paths.quarantine("featurize"), str(weights_path)
-    )
-    pca_report = pca.run(spark, paths.features, paths.pca, variance=0.9)
-    return StagesRun(images, paths, bad, load_report, featurize_report, pca_report)
+    run_paths = paths([images], root / "out", "2026-11-26")
+    reports = run_stages(spark, run_paths, weights_path, ("load", "featurize", "pca"), variance=0.9)
+    return StagesRun(images, run_paths, bad, reports["load"], reports["featurize"], reports["pca"])

@@ -6,15 +6,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
-from fruits import load
-from fruits.local import JOBS_DIR, REPO_ROOT, spark_submit
-from fruits.stages import RunPaths
+from fruits.layout import SPARK_CONF_DIR
+from fruits.local import stage_command
+from fruits.stages import STAGES, PipelineOptions
+from pipeline import current, paths, run_stages
 from samples import copy_subset
 
 
@@ -39,19 +39,14 @@ def _forked_python_workers(root: psutil.Process) -> list[psutil.Process]:
 def test_killed_worker_is_retried_and_output_is_complete(spark, sample_dir, weights_path, tmp_path):
     classes = ["Apricot", "Avocado", "Cactus fruit", "Clementine", "Grape White", "Lychee", "Kaki"]
     images = copy_subset(sample_dir, tmp_path / "in", classes, per_class=10, splits=("Training",))
-    paths = RunPaths(input=str(images), root=str(tmp_path / "out"), ds="2026-04-01")
-    load.run(spark, paths.input, paths.images, paths.quarantine("load"))
+    run_paths = paths([images], tmp_path / "out", "2026-04-01")
+    run_stages(spark, run_paths, weights_path, ("load",))
 
-    command = [
-        spark_submit(), "--master", "local[2,4]",  # up to 4 attempts per task
-        "--conf", f"spark.pyspark.python={sys.executable}",
-        str(JOBS_DIR / "featurize.py"),
-        "--input", paths.images, "--output", paths.features,
-        "--quarantine", paths.quarantine("featurize"),
-        "--weights", str(weights_path), "--report", paths.report("featurize"),
-        "--batch-size", "8",
-    ]  # fmt: skip
-    env = {**os.environ, "SPARK_CONF_DIR": str(REPO_ROOT / "conf" / "spark")}
+    featurize = next(stage for stage in STAGES if stage.name == "featurize")
+    options = PipelineOptions(weights=str(weights_path))
+    # local[2,4]: up to 4 attempts per task; small inference batches, many of them.
+    command = [*stage_command(featurize, run_paths, options, "local[2,4]"), "--batch-size", "8"]
+    env = {**os.environ, "SPARK_CONF_DIR": str(SPARK_CONF_DIR)}
     job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     killed = None
     deadline = time.time() + 240
@@ -72,7 +67,7 @@ def test_killed_worker_is_retried_and_output_is_complete(spark, sample_dir, weig
 
     report = json.loads((tmp_path / "out/reports/ds=2026-04-01/featurize.json").read_text())
     assert report["featurized"] == len(classes) * 10 and report["quarantined"] == 0
-    rows = spark.read.parquet(paths.features).select("path").collect()
+    rows = current(spark, run_paths, "features").select("path").collect()
     assert len(rows) == len({r.path for r in rows}) == len(classes) * 10
 
 

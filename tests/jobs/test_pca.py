@@ -1,4 +1,4 @@
-"""PCA stage: k from explained variance or given, saved model, report and plot."""
+"""PCA stage: k from explained variance or given, exact on any input, reuse, saved outputs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import pytest
 from pyspark.ml.feature import PCAModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 
-from fruits import pca
+from fruits import catalog, corpus, pca
 from fruits.errors import InputError
+from pipeline import current_uri, job, paths, publish_corpus
+
+
+def _corpus(stages_run, spark):
+    return corpus.current_features(spark, stages_run.paths)
 
 
 def test_k_is_the_smallest_meeting_the_variance_target(stages_run):
@@ -25,9 +30,9 @@ def test_k_is_the_smallest_meeting_the_variance_target(stages_run):
 
 
 def test_outputs_rows_report_and_plot(stages_run, spark):
-    out = Path(stages_run.paths.pca)
+    out = Path(current_uri(stages_run.paths, "pca"))
     vectors = spark.read.parquet(str(out / "vectors"))
-    assert vectors.columns == ["image_id", "path", "label", "split", "pca_features"]
+    assert vectors.columns == ["image_id", "path", "label", "split", "source", "pca_features"]
     assert vectors.count() == stages_run.featurize["featurized"] == stages_run.pca["n_images"]
     assert {len(r.pca_features) for r in vectors.collect()} == {stages_run.pca["k"]}
     report = json.loads((out / "report.json").read_text())
@@ -37,11 +42,9 @@ def test_outputs_rows_report_and_plot(stages_run, spark):
 
 
 def test_saved_model_reloads_and_projects_the_same_vectors(stages_run, spark):
-    out = Path(stages_run.paths.pca)
+    out = Path(current_uri(stages_run.paths, "pca"))
     model = PCAModel.load(str(out / "model"))
-    features = spark.read.parquet(stages_run.paths.features).withColumn(
-        "vector", array_to_vector("features")
-    )
+    features = _corpus(stages_run, spark).withColumn("vector", array_to_vector("features"))
     projected = {
         r.image_id: np.asarray(r.p)
         for r in model.setInputCol("vector")
@@ -55,16 +58,24 @@ def test_saved_model_reloads_and_projects_the_same_vectors(stages_run, spark):
         np.testing.assert_allclose(row.pca_features, projected[row.image_id], rtol=1e-5, atol=1e-4)
 
 
-def test_given_k_and_rerun_replaces_the_output(stages_run, spark, tmp_path):
-    target = tmp_path / "pca"
-    first = pca.run(spark, stages_run.paths.features, str(target), k=3)
-    assert first["k"] == 3 and first["k_selection"] == "given"
-    second = pca.run(spark, stages_run.paths.features, str(target), k=5)
+def test_a_new_k_publishes_a_new_run_and_the_same_input_reuses_the_old(stages_run, spark, tmp_path):
+    run_paths = paths([], tmp_path, "2026-06-01")
+    publish_corpus(_corpus(stages_run, spark), run_paths)
+    first = pca.run(spark, job(run_paths), k=3)
+    assert first["k"] == 3 and first["k_selection"] == "given" and first["reused"] is None
+    second = pca.run(spark, job(run_paths), k=5)
     assert second["k"] == 5
-    rows = spark.read.parquet(str(target / "vectors")).collect()
+    rows = spark.read.parquet(f"{current_uri(run_paths, 'pca')}/vectors").collect()
     assert {len(r.pca_features) for r in rows} == {5}
     assert len(rows) == first["n_images"]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith("_staging")]
+    runs = [p.name for p in (tmp_path / "pca" / "ds=2026-06-01").iterdir()]
+    assert sorted(runs) == ["_current.json", Path(second["output"]).name]  # k=3 run deleted
+
+    next_day = paths([], tmp_path, "2026-06-02")
+    again = pca.run(spark, job(next_day), k=5)  # same corpus, same k: nothing to fit
+    assert again["reused"] == run_paths.partition("pca")
+    assert catalog.current(next_day.partition("pca")).uri == second["output"]
+    assert [p.name for p in (tmp_path / "pca" / "ds=2026-06-02").iterdir()] == ["_current.json"]
 
 
 def test_choose_k():
@@ -77,29 +88,44 @@ def test_choose_k():
     ("kwargs", "message"),
     [({"k": 0}, "--k must be between 1"), ({"variance": 1.5}, "--variance must be in")],
 )
-def test_bad_options_are_clear_errors(stages_run, spark, tmp_path, kwargs, message):
+def test_bad_options_are_clear_errors_before_any_work(stages_run, spark, tmp_path, kwargs, message):
+    run_paths = paths([], tmp_path, "2026-06-03")
     with pytest.raises(InputError, match=message):
-        pca.run(spark, stages_run.paths.features, str(tmp_path / "x"), **kwargs)
+        pca.run(spark, job(run_paths), **kwargs)
+    assert not (tmp_path / "pca").exists()
 
 
-def test_explained_variance_matches_numpy(stages_run, spark):
-    """Spark's eigen-decomposition agrees with numpy's on a rank-deficient covariance
-    (fewer images than 1280 features), the case where a wrong result was once seen."""
-    rows = spark.read.parquet(stages_run.paths.features).select("features").collect()
-    x = np.asarray([r.features for r in rows], dtype=np.float64)
-    eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(x, rowvar=False)))[::-1]
-    expected = eigenvalues / eigenvalues.sum()
-    report = stages_run.pca
-    np.testing.assert_allclose(
-        report["explained_variance"], expected[: report["k"]], rtol=1e-3, atol=1e-6
-    )
+def _numpy_pca(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cov = np.cov(x, rowvar=False)
+    values = np.sort(np.linalg.eigvalsh(cov))[::-1]
+    return cov, values / values.sum()
+
+
+@pytest.mark.parametrize("rows", ["all", "fewer_than_k_max", "rank_deficient"])
+def test_the_fit_is_exact_on_any_input_size(stages_run, spark, tmp_path, rows):
+    """Explained variance as numpy computes it, and every component an eigenvector of the
+    covariance: with fewer images than features and with duplicated rows (Spark's own PCA
+    gets both wrong)."""
+    data = _corpus(stages_run, spark).select("image_id", "path", "label", "split", "features")
+    if rows == "fewer_than_k_max":
+        data = data.limit(20)
+    elif rows == "rank_deficient":
+        data = data.limit(12).unionByName(data.limit(12)).unionByName(data.limit(12))
+    run_paths = paths([], tmp_path, "2026-06-04")
+    publish_corpus(data, run_paths)
+    report = pca.run(spark, job(run_paths), k=8)
+    x = np.asarray([r.features for r in data.collect()], dtype=np.float64)
+    cov, expected = _numpy_pca(x)
+    np.testing.assert_allclose(report["explained_variance"], expected[:8], rtol=1e-4, atol=1e-7)
+    components = PCAModel.load(f"{report['output']}/model").pc.toArray()
+    for i in range(8):
+        v = components[:, i]
+        np.testing.assert_allclose(cov @ v, (v @ cov @ v) * v, atol=1e-6 * np.abs(cov).max())
 
 
 def test_first_components_equal_a_fit_with_k(stages_run, spark, tmp_path):
     """The variance path fits once and truncates: exactly what a second fit with k gives."""
-    data = spark.read.parquet(stages_run.paths.features).withColumn(
-        "vector", array_to_vector("features")
-    )
+    data = _corpus(stages_run, spark).withColumn("vector", array_to_vector("features"))
     k = 4
     truncated = pca.first_components(pca.fit_pca(data, 20), k)
     direct = pca.fit_pca(data, k)

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from fruits.local import spark_submit
+from fruits.layout import spark_submit
 
 PROBE = """
 from fruits.spark import get_spark

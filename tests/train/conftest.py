@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from fruits import featurize, load, train
+from fruits import corpus
+from pipeline import current_uri, paths, run_stages
 
 
 @dataclass
 class Trained:
     features: str  # featurize output (Parquet)
-    output: Path  # train output folder: model/, reference/, report.json, confusion_matrix.png
+    output: Path  # the model run folder: model/, reference/, report.json, confusion_matrix.png
     summary: dict[str, Any]  # what train.run returned (the stage report)
     report: dict[str, Any]  # report.json
 
@@ -28,15 +29,13 @@ class Trained:
 @pytest.fixture(scope="session")
 def trained(spark, sample_dir, weights_path, tmp_path_factory) -> Trained:
     root = tmp_path_factory.mktemp("train")
-    images, features = str(root / "images"), str(root / "features")
-    load.run(spark, str(sample_dir), images, str(root / "quarantine" / "load"))
-    featurize.run(
-        spark, images, features, str(root / "quarantine" / "featurize"), str(weights_path)
-    )
-    output = root / "model"
-    summary = train.run(spark, features, str(output))
+    run_paths = paths([sample_dir], root / "out", "2026-11-26")
+    reports = run_stages(spark, run_paths, weights_path, ("load", "featurize", "train"))
+    features = str(root / "features")  # the corpus, as one Parquet folder for the tests
+    corpus.current_features(spark, run_paths).drop("ds").write.parquet(features)
+    output = Path(current_uri(run_paths, "model"))
     report = json.loads((output / "report.json").read_text())
-    return Trained(features, output, summary, report)
+    return Trained(features, output, reports["train"], report)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,18 @@ from fruits import train
 from fruits.classifier import ClassifierConfig, fit_arrays, fit_dataframe, fits_on_driver
 from fruits.errors import InputError
 from fruits.saved_pipeline import NumpyPipeline
-from fruits.stages import STAGES, RunPaths
+from fruits.stages import STAGES, PipelineOptions
+from pipeline import current_uri, job, paths, publish_corpus
+
+
+def _train(spark, features: str, root: Path, config: ClassifierConfig | None = None, **kwargs):
+    """Publish ``features`` (Parquet) as a corpus under ``root``; train on it."""
+    run_paths = paths([], root, "2026-11-27")
+    if not (root / "features").exists():
+        publish_corpus(spark.read.parquet(features), run_paths)
+    report = train.run(spark, job(run_paths), config, **kwargs)
+    return report, Path(current_uri(run_paths, "model"))
+
 
 SMALL = ["Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
 
@@ -47,7 +58,6 @@ def test_report_has_per_class_figures_and_the_confusion_matrix(trained):
     assert sum(c["count"] for c in test["confusions"]) == 810 - np.trace(matrix)
     png = (trained.output / "confusion_matrix.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not [p for p in trained.output.parent.iterdir() if p.name.startswith("_staging")]
 
 
 def test_saved_pipeline_reloads_in_spark_and_numpy_gives_the_same_probabilities(trained, spark):
@@ -91,7 +101,7 @@ def small_features(trained, spark, tmp_path_factory) -> str:
 
 
 def test_small_run_counts_skipped_test_images_and_caps_k(small_features, spark, tmp_path):
-    report = train.run(spark, small_features, str(tmp_path / "out"), ClassifierConfig(k=500))
+    report, _ = _train(spark, small_features, tmp_path, ClassifierConfig(k=500))
     assert report["classes"] == 5 and report["n_train"] == 150
     assert report["k_requested"] == 500 and report["config"]["k"] == 149
     assert report["test_skipped_unseen_label"] == 1
@@ -103,13 +113,12 @@ def test_small_run_counts_skipped_test_images_and_caps_k(small_features, spark, 
 def test_rerun_replaces_the_output_and_the_mlp_alternative_matches_numpy(
     small_features, spark, tmp_path
 ):
-    target = tmp_path / "out"
-    train.run(spark, small_features, str(target), ClassifierConfig(k=8))
+    _, first = _train(spark, small_features, tmp_path, ClassifierConfig(k=8))
     mlp = ClassifierConfig(classifier="mlp", k=16, hidden=(12,), max_iter=100)
-    report = train.run(spark, small_features, str(target), mlp)
+    report, target = _train(spark, small_features, tmp_path, mlp)
     assert json.loads((target / "report.json").read_text())["config"]["classifier"] == "mlp"
     assert report["stages"][-2] == "MultilayerPerceptronClassificationModel"
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith("_staging")]
+    assert target != first and not first.exists()  # a new run; the superseded one deleted
 
     model = PipelineModel.load(str(target / "model"))
     data = spark.read.parquet(small_features).withColumn("vector", array_to_vector("features"))
@@ -124,30 +133,30 @@ def test_rerun_replaces_the_output_and_the_mlp_alternative_matches_numpy(
 
 
 def test_bad_inputs_are_clear_errors(small_features, spark, tmp_path):
-    with pytest.raises(InputError, match="run the featurize stage first"):
-        train.run(spark, str(tmp_path / "none"), str(tmp_path / "out"))
+    with pytest.raises(InputError, match="at least 2 classes"):
+        train.run(spark, job(paths([], tmp_path / "none", "2026-11-27")))
     with pytest.raises(InputError, match="at least 2 classes in the 'Validation' split"):
-        train.run(spark, small_features, str(tmp_path / "out"), train_split="Validation")
+        _train(spark, small_features, tmp_path, train_split="Validation")
     with pytest.raises(InputError, match="--k must be at least 1"):
-        train.run(spark, small_features, str(tmp_path / "out"), ClassifierConfig(k=0))
-    assert not (tmp_path / "out").exists()
+        _train(spark, small_features, tmp_path, ClassifierConfig(k=0))
+    assert not (tmp_path / "model").exists()
 
 
 def test_command_line_reports_bad_input_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
-        train.main(["--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o")])
+        train.main(["--root", str(tmp_path), "--ds", "26/11/2026"])
     assert exited.value.code == 2
-    assert "fruits train: error: input not found" in capsys.readouterr().err
+    assert "fruits train: error: --date/--ds must be an ISO date" in capsys.readouterr().err
 
 
-def test_train_is_the_last_stage_and_reads_every_dates_features():
-    paths = RunPaths(input="/in", root="s3://bucket/out/", ds="2026-11-26")
+def test_train_is_the_last_stage_and_works_under_the_root_and_date():
+    run_paths = paths(["/in"], "s3://bucket/out/", "2026-11-26")
     stage = STAGES[-1]
     assert (stage.name, stage.script) == ("train", "train.py")
     assert (Path(__file__).parents[2] / "jobs" / stage.script).is_file()
-    args = stage.args(paths, None)
-    assert args[args.index("--input") + 1] == "s3://bucket/out/features"
-    assert args[args.index("--output") + 1] == paths.model == "s3://bucket/out/model/ds=2026-11-26"
+    args = stage.args(run_paths, PipelineOptions())
+    assert args[:4] == ["--root", "s3://bucket/out/", "--ds", "2026-11-26"]
+    assert run_paths.partition("model") == "s3://bucket/out/model/ds=2026-11-26"
 
 
 def test_the_driver_fit_reaches_sparks_optimum_and_gives_the_same_model(small_features, spark):

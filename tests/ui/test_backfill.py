@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from airflow_server import DAG_ID, RUN_TIMEOUT_S, Airflow, wait_for
 
+from fruits import catalog
 from fruits.stages import STAGES
 from samples import copy_subset
 
@@ -100,9 +101,12 @@ def test_each_date_gets_its_own_partitions(backfill):
     for dataset in ("images", "features", "pca", "reports"):
         partitions = {p.name for p in (backfill.output / dataset).iterdir() if p.is_dir()}
         assert {f"ds={ds}" for ds in DATES} <= partitions, dataset
+    first = DATES[0]
+    images = catalog.current(str(backfill.output / "images" / f"ds={first}"))
+    assert pq.read_table(images.uri).num_rows == IMAGES
     for ds in DATES:
-        assert pq.read_table(backfill.output / "images" / f"ds={ds}").num_rows == IMAGES
-        assert (backfill.output / "pca" / f"ds={ds}" / "report.json").is_file()
+        pca = catalog.current(str(backfill.output / "pca" / f"ds={ds}"))
+        assert (Path(pca.uri) / "report.json").is_file()
         for stage in STAGES:
             assert backfill.report(ds, stage.name)["stage"] == stage.name
     assert not list(backfill.output.glob("*/ds=None"))
@@ -111,14 +115,18 @@ def test_each_date_gets_its_own_partitions(backfill):
 def test_only_the_first_date_featurizes(backfill):
     first, *later = DATES
     assert backfill.report(first, "featurize")["featurized"] == IMAGES
-    assert pq.read_table(backfill.output / "features" / f"ds={first}").num_rows == IMAGES
-    for ds in later:
-        featurize = backfill.report(ds, "featurize")
-        assert (featurize["featurized"], featurize["already_featurized"]) == (0, IMAGES), ds
+    features = catalog.current(str(backfill.output / "features" / f"ds={first}"))
+    assert pq.read_table(features.uri).num_rows == IMAGES
+    for ds in later:  # nothing new to read, nothing to compute
+        load, featurize = backfill.report(ds, "load"), backfill.report(ds, "featurize")
+        assert (load["unchanged"], load["loaded"]) == (IMAGES, 0), ds
+        assert (featurize["featurized"], featurize["networks_built"]) == (0, 0), ds
 
 
-def test_every_date_fits_pca_on_the_whole_corpus(backfill):
+def test_every_date_has_pca_of_the_whole_corpus_fitted_once(backfill):
     reports = [backfill.report(ds, "pca") for ds in DATES]
     assert {report["n_images"] for report in reports} == {reports[0]["n_images"]}
     assert reports[0]["n_images"] >= IMAGES
     assert all(report["k_selection"] == "variance" for report in reports)
+    first = str(backfill.output / "pca" / f"ds={DATES[0]}")
+    assert [report["reused"] for report in reports] == [None, first, first]

@@ -1,0 +1,63 @@
+"""The corpus: every file the pipeline has seen, as the latest event of its path.
+
+Each date's ``features`` partition holds one row per path that was new, changed, deleted or set
+aside that day (the *events*), with its status. The corpus as of a date is the latest event of
+every path over the earlier dates; what the model learns from is the subset whose latest event
+is ``featurized``. So a changed file replaces its old vector, a deleted file stops counting, and
+a file that turns bad is dropped — with no rewrite of earlier dates.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from fruits import catalog
+from fruits.stages import RunPaths
+
+# Statuses of a path's event.
+LOADED = "loaded"  # images only: decoded at load, bytes kept for featurize
+FEATURIZED = "featurized"
+QUARANTINED = "quarantined"  # read and refused, with a reason
+SKIPPED = "skipped"  # never read by design (symbolic link, special file, mapping file)
+DELETED = "deleted"  # gone from the input since it was last seen
+
+# Columns every event row has (images and features datasets alike).
+EVENT_SCHEMA = (
+    "path string, source string, source_root string, class_path string, label string, "
+    "split string, image_id string, length long, modificationTime timestamp, "
+    "status string, stage string, reason string"
+)
+IMAGES_SCHEMA = f"{EVENT_SCHEMA}, format string, width int, height int, mode string, content binary"
+FEATURES_SCHEMA = f"{EVENT_SCHEMA}, features array<float>, model_id string"
+
+
+def latest_per_path(events: DataFrame) -> DataFrame:
+    """The latest event of each path (by ``ds``; dates are ISO strings, so they sort)."""
+    newest_first = Window.partitionBy("path").orderBy(F.col("ds").desc())
+    return (
+        events.withColumn("_rank", F.row_number().over(newest_first))
+        .filter(F.col("_rank") == 1)
+        .drop("_rank")
+    )
+
+
+def events(
+    spark: SparkSession, paths: RunPaths, before: str | None = None, until: str | None = None
+) -> DataFrame:
+    """Every date's current feature events (with ``ds``): only dates < ``before`` / <=
+    ``until`` when given."""
+    return catalog.read_current(spark, paths.dataset("features"), FEATURES_SCHEMA, before, until)
+
+
+def state_before(spark: SparkSession, paths: RunPaths) -> DataFrame:
+    """The corpus as the run of ``paths.ds`` finds it: latest event per path of earlier dates."""
+    columns = ("path", "source_root", "length", "modificationTime", "status", "image_id", "ds")
+    return latest_per_path(events(spark, paths, before=paths.ds).select(*columns))
+
+
+def current_features(spark: SparkSession, paths: RunPaths) -> DataFrame:
+    """What pca and train learn from: every path whose latest event up to the run's date is
+    featurized (a backfilled date sees the corpus as it was then)."""
+    latest = latest_per_path(events(spark, paths, until=paths.ds))
+    return latest.filter(F.col("status") == FEATURIZED).drop("status", "reason", "stage")
