@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from grocery_subset import GROCERY_CLASSES, GROCERY_TRAIN_PER_CLASS
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import functions as F
@@ -29,12 +30,15 @@ def _train(spark, features: str, root: Path, config: ClassifierConfig | None = N
 
 
 SMALL = ["Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
+SAMPLE, GROCERY = "fruits360-sample", "grocery-store-real"
+N_GROCERY_TRAIN = len(GROCERY_CLASSES) * GROCERY_TRAIN_PER_CLASS
 
 
 def test_test_split_accuracy_and_macro_f1_are_reported_and_high(trained):
     test = trained.report["test"]
-    assert trained.report["n_train"] == 81 * 30 and trained.report["n_test"] == 81 * 10
-    assert trained.report["classes"] == 81
+    assert trained.report["n_train"] == 81 * 30 + N_GROCERY_TRAIN
+    assert trained.report["n_test"] == 81 * 10  # the Test split: Fruits-360's only
+    assert trained.report["classes"] == 81 + len(GROCERY_CLASSES)
     assert test["accuracy"] > 0.95
     assert test["macro_f1"] > 0.95
     assert trained.summary["test"]["accuracy"] == test["accuracy"]
@@ -49,11 +53,13 @@ def test_test_split_accuracy_and_macro_f1_are_reported_and_high(trained):
 
 def test_report_has_per_class_figures_and_the_confusion_matrix(trained):
     test = trained.report["test"]
+    n = len(trained.labels)
     assert set(test["per_class"]) == set(trained.labels)
-    assert all(c["support"] == 10 for c in test["per_class"].values())
+    for name, figures in test["per_class"].items():
+        assert figures["support"] == (10 if name.startswith(f"{SAMPLE}/") else 0), name
     assert all(0.0 <= c["precision"] <= 1.0 for c in test["per_class"].values())
     matrix = np.array(test["confusion_matrix"])
-    assert matrix.shape == (81, 81) and matrix.sum() == 810
+    assert matrix.shape == (n, n) and matrix.sum() == 810
     assert np.trace(matrix) / 810 == pytest.approx(test["accuracy"])
     assert sum(c["count"] for c in test["confusions"]) == 810 - np.trace(matrix)
     png = (trained.output / "confusion_matrix.png").read_bytes()
@@ -81,10 +87,12 @@ def test_saved_pipeline_reloads_in_spark_and_numpy_gives_the_same_probabilities(
 
 def test_reference_set_and_novelty_calibration(trained, spark):
     reference = spark.read.parquet(str(trained.output / "reference"))
-    assert reference.count() == trained.report["novelty"]["reference_images"] == 2430
+    n = 2430 + N_GROCERY_TRAIN
+    assert reference.count() == trained.report["novelty"]["reference_images"] == n
+    assert {r.label for r in reference.select("label").distinct().collect()} == set(trained.labels)
     novelty = trained.report["novelty"]
-    assert novelty["test_similarity"]["p0"] > novelty["min_similarity"]
-    assert novelty["test_below_min_similarity"] == 0
+    sample_test = novelty["similarity_by_source_split"][f"{SAMPLE}/Test"]
+    assert sample_test["p0"] > novelty["min_similarity"]
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +206,56 @@ def test_only_small_lr_fits_on_the_driver():
     assert fits_on_driver(lr, 2430, 1280)
     assert not fits_on_driver(lr, 10_000_000, 1280)
     assert not fits_on_driver(mlp, 2430, 1280)
+
+
+def test_every_source_is_evaluated_per_domain_in_the_report(trained):
+    domains = trained.report["domains"]
+    assert set(domains) == {
+        f"{SAMPLE}/Test/variety",
+        f"{SAMPLE}/Test/fruit",
+        f"{GROCERY}/Validation/variety",  # Granny Smith: one Fruits-360 variety
+        f"{GROCERY}/Validation/fruit",
+        f"{GROCERY}/Validation/unknown",
+    }
+    variety, fruit = domains[f"{SAMPLE}/Test/variety"], domains[f"{SAMPLE}/Test/fruit"]
+    assert variety["level"] == "variety" and variety["n"] == 810 and variety["top1"] > 0.95
+    assert fruit["level"] == "fruit" and fruit["n"] == 810
+    assert fruit["top1"] >= variety["top1"] and fruit["top3"] >= fruit["top1"]
+    shop, refused = domains[f"{GROCERY}/Validation/fruit"], domains[f"{GROCERY}/Validation/unknown"]
+    val = trained.output.parents[3] / GROCERY / "val"
+    n_val = {c: len(list((val / c).glob("*.jpg"))) for c in GROCERY_CLASSES}
+    assert shop["n"] == sum(n for c, n in n_val.items() if c.startswith(("Fruit/", "Vegetables/T")))
+    assert refused["n"] == sum(n_val.values()) - shop["n"] and refused["level"] == "unknown"
+    assert 0.0 <= shop["answered"] <= 1.0 and shop["top3"] >= shop["top1"]
+    # Trained on 8 photos per grocery class, it still refuses most packages and carrots.
+    assert refused["unknown_rate"] >= 0.6
+    for name, figures in domains.items():
+        png = trained.output / figures["confusion_png"]
+        assert png.read_bytes()[:4] == b"\x89PNG", name
+    assert trained.summary["domains"] == domains
+
+
+def test_classes_json_says_what_each_class_is(trained):
+    saved = json.loads((trained.output / "classes.json").read_text())
+    classes = {c["class"]: c for c in saved["classes"]}
+    assert list(classes) == trained.labels  # the model's class order
+    assert classes[f"{SAMPLE}/Pear Abate"] | {"mapped_by": None} == {
+        "class": f"{SAMPLE}/Pear Abate",
+        "source": SAMPLE,
+        "class_path": "Pear Abate",
+        "fruit": "pear",
+        "variety": "Pear Abate",
+        "mapped_by": None,
+    }
+    assert classes[f"{GROCERY}/Fruit/Apple/Granny-Smith"]["variety"] == "Apple Granny Smith"
+    assert classes[f"{GROCERY}/Fruit/Pear/Conference"]["variety"] is None
+    assert classes[f"{GROCERY}/Fruit/Melon/Watermelon"]["fruit"] == "watermelon"
+    assert classes[f"{GROCERY}/Vegetables/Tomato/Vine-Tomato"]["fruit"] == "tomato"
+    assert classes[f"{GROCERY}/Vegetables/Carrots"]["fruit"] is None
+    assert saved["rules"]["test_views"] == 1  # no test-time views in this corpus
+    sources = trained.report["sources"]
+    assert sources[GROCERY]["fruit_map"] == "fruit_map.csv" and sources[SAMPLE]["fruit_map"] is None
+    assert trained.report["calibration"]["images"] == sum(
+        1 for _ in (trained.output.parents[3] / GROCERY / "val").rglob("*.jpg")
+    )
+    assert 0.2 <= trained.report["calibration"]["temperature"] <= 5.0
