@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[Any]  # numpy arrays, any shape and dtype
 
 UNKNOWN = "unknown"
 
@@ -28,9 +32,9 @@ class ClassLevels:
     classes: tuple[str, ...]
     fruits: tuple[str, ...]  # known fruits, sorted
     varieties: tuple[str, ...]  # known varieties, sorted
-    fruit_of_class: np.ndarray  # index into fruits, -1: not a fruit we know
-    variety_of_class: np.ndarray  # index into varieties, -1: no single variety
-    fruit_of_variety: np.ndarray  # index into fruits
+    fruit_of_class: Array  # index into fruits, -1: not a fruit we know
+    variety_of_class: Array  # index into varieties, -1: no single variety
+    fruit_of_variety: Array  # index into fruits
 
     @classmethod
     def build(
@@ -38,31 +42,37 @@ class ClassLevels:
     ) -> ClassLevels:
         """``what[class] = (fruit or None, variety or None)`` for each of ``classes``."""
         classes = tuple(classes)
-        fruits = tuple(sorted({what[c][0] for c in classes if what[c][0]}))
-        pairs = {what[c][1]: what[c][0] for c in classes if what[c][0] and what[c][1]}
+        fruits = tuple(sorted({f for c in classes if (f := what[c][0])}))
+        pairs: dict[str, str] = {}
+        for c in classes:
+            fruit, variety = what[c]
+            if fruit and variety:
+                pairs[variety] = fruit
         varieties = tuple(sorted(pairs))
         f_index = {f: i for i, f in enumerate(fruits)}
         v_index = {v: i for i, v in enumerate(varieties)}
-        fruit_of_class = np.array([f_index.get(what[c][0], -1) for c in classes], dtype=np.int64)
+        fruit_of_class = np.array(
+            [f_index.get(what[c][0] or "", -1) for c in classes], dtype=np.int64
+        )
         variety_of_class = np.array(
-            [v_index[what[c][1]] if what[c][0] and what[c][1] else -1 for c in classes],
+            [v_index.get(what[c][1] or "", -1) if what[c][0] else -1 for c in classes],
             dtype=np.int64,
         )
         fruit_of_variety = np.array([f_index[pairs[v]] for v in varieties], dtype=np.int64)
         return cls(classes, fruits, varieties, fruit_of_class, variety_of_class, fruit_of_variety)
 
-    def _sum(self, probabilities: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
+    def _sum(self, probabilities: Array, groups: Array, n: int) -> Array:
         p = np.atleast_2d(probabilities)
         out = np.zeros((len(p), n + 1))
         np.add.at(out.T, groups, p.T)  # group -1 lands in the last column
         return out
 
-    def fruit_probabilities(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def fruit_probabilities(self, probabilities: Array) -> tuple[Array, Array]:
         """(``n × fruits``, ``n``): each known fruit's probability, and "not a fruit"'s."""
         out = self._sum(probabilities, self.fruit_of_class, len(self.fruits))
         return out[:, :-1], out[:, -1]
 
-    def variety_probabilities(self, probabilities: np.ndarray) -> np.ndarray:
+    def variety_probabilities(self, probabilities: Array) -> Array:
         """``n × varieties``: each variety's probability."""
         return self._sum(probabilities, self.variety_of_class, len(self.varieties))[:, :-1]
 
@@ -77,34 +87,35 @@ class Rules:
     min_similarity: float | None  # None: no novelty check
     temperature: float = 1.0
 
-    def calibrated(self, probabilities: np.ndarray) -> np.ndarray:
+    def calibrated(self, probabilities: Array) -> Array:
         """The same ranking, probabilities that mean what they say (:func:`tempered`)."""
         p = np.atleast_2d(probabilities)
         return p if self.temperature == 1.0 else tempered(p, self.temperature)
 
 
-def tempered(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+def tempered(probabilities: Array, temperature: float) -> Array:
     """``softmax(log p / T)`` (for ``p = softmax(z)``: ``softmax(z / T)``)."""
     logits = np.log(np.clip(probabilities, 1e-300, None)) / temperature
     logits -= logits.max(axis=1, keepdims=True)
-    out = np.exp(logits)
-    return out / out.sum(axis=1, keepdims=True)
+    out: Array = np.exp(logits)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
 
 
 @dataclass(frozen=True)
 class Answers:
     """Answers for ``n`` photos; index -1 means no answer at that level."""
 
-    fruit: np.ndarray  # index into fruits, or -1 (unknown)
-    variety: np.ndarray  # index into varieties, or -1
+    fruit: Array  # index into fruits, or -1 (unknown)
+    variety: Array  # index into varieties, or -1
     reason: list[str | None]  # why the fruit is unknown
 
 
 def decide(
     levels: ClassLevels,
-    probabilities: np.ndarray,
+    probabilities: Array,
     rules: Rules,
-    similarity: np.ndarray | None = None,
+    similarity: Array | None = None,
 ) -> Answers:
     """The fruit and variety answers for rows of (calibrated: :meth:`Rules.calibrated`) class
     ``probabilities``."""
@@ -116,14 +127,11 @@ def decide(
     fruit = np.full(n, -1, dtype=np.int64)
     variety = np.full(n, -1, dtype=np.int64)
     reasons: list[str | None] = []
-    checks_novelty = similarity is not None and rules.min_similarity is not None
     for i in range(n):
         reason = None
-        if checks_novelty and similarity[i] < rules.min_similarity:
-            reason = (
-                f"unlike every training image (similarity {similarity[i]:.2f} "
-                f"< {rules.min_similarity:.2f})"
-            )
+        cut = rules.min_similarity
+        if similarity is not None and cut is not None and similarity[i] < cut:
+            reason = f"unlike every training image (similarity {similarity[i]:.2f} < {cut:.2f})"
         if reason is None and not_fruit[i] >= best_p[i]:
             reason = f"not a fruit we know ({not_fruit[i]:.2f})"
         if reason is None and best_p[i] < rules.threshold:
@@ -140,7 +148,7 @@ def decide(
     return Answers(fruit, variety, reasons)
 
 
-def top_k(probabilities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def top_k(probabilities: Array, k: int) -> tuple[Array, Array]:
     """Indices and values of the ``k`` largest entries of each row, largest first."""
     p = np.atleast_2d(probabilities)
     k = min(k, p.shape[1])

@@ -19,12 +19,16 @@ import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from fruits.config import IMAGE_SIZE
 from fruits.images import _to_rgb, decode_for_model
+
+Array = NDArray[Any]  # numpy arrays, any shape and dtype
 
 # A pixel is background (studio white) when all channels are at least this bright.
 WHITE_LEVEL = 235
@@ -145,18 +149,18 @@ def sample(options: Sequence[Image.Image], seed: int) -> Image.Image:
     return options[int(np.random.default_rng(seed).integers(0, len(options)))]
 
 
-def to_model_input(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
+def to_model_input(image: Image.Image, size: int = IMAGE_SIZE) -> Array:
     """A view as the network takes it: bilinear resize to ``size×size``, float32 RGB."""
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
-def decode_views(content: bytes, views: int) -> np.ndarray:
+def decode_views(content: bytes, views: int) -> Array:
     """``views×224×224×3``: the image as :func:`fruits.images.decode_for_model` gives it, then
     (``views`` > 1) the rest of :func:`test_views`. Raises ``ImageRejected`` as decoding does."""
     first = decode_for_model(content)  # validates: empty, undecodable, too large, corrupt
     if views <= 1:
         return first[None]
-    image = Image.open(io.BytesIO(content))
-    image = _to_rgb(ImageOps.exif_transpose(image) or image)
+    opened = Image.open(io.BytesIO(content))
+    image = _to_rgb(ImageOps.exif_transpose(opened) or opened)
     rest = [to_model_input(view) for view in test_views(image)[1:views]]
     return np.stack([first, *rest])

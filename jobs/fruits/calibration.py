@@ -10,23 +10,28 @@ the model says it is; :class:`fruits.answers.Rules` carries ``T`` to every answe
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 from fruits.answers import ClassLevels, tempered
+
+Array = NDArray[Any]  # numpy arrays, any shape and dtype
 
 __all__ = ["fit_temperature", "fruit_nll", "image_means", "tempered"]
 
 TEMPERATURES = np.exp(np.linspace(np.log(0.2), np.log(5.0), 81))
 
 
-def image_means(probabilities: np.ndarray, image: np.ndarray) -> np.ndarray:
+def image_means(probabilities: Array, image: Array) -> Array:
     """Mean of the rows of each image (``image``: the image index of each row, 0..n-1)."""
     sums = np.zeros((int(image.max()) + 1, probabilities.shape[1]))
     np.add.at(sums, image, probabilities)
     return sums / np.bincount(image)[:, None]
 
 
-def fruit_nll(probabilities: np.ndarray, truth: np.ndarray, levels: ClassLevels) -> float:
+def fruit_nll(probabilities: Array, truth: Array, levels: ClassLevels) -> float:
     """Mean negative log-likelihood of each image's true fruit (``truth``: index into
     ``levels.fruits``, -1 for "not a fruit we know")."""
     fruit_p, not_fruit = levels.fruit_probabilities(probabilities)
@@ -36,7 +41,7 @@ def fruit_nll(probabilities: np.ndarray, truth: np.ndarray, levels: ClassLevels)
 
 
 def fit_temperature(
-    probabilities: np.ndarray, image: np.ndarray, truth: np.ndarray, levels: ClassLevels
+    probabilities: Array, image: Array, truth: Array, levels: ClassLevels
 ) -> tuple[float, float, float]:
     """(T, NLL at T = 1, NLL at T) for rows of class ``probabilities`` (``image``: each row's
     image, 0..n-1; views are averaged first): the temperature of least NLL on a log grid of

@@ -22,10 +22,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from fruits import novelty
 from fruits.answers import ClassLevels, Rules, decide, top_k
 from fruits.saved_pipeline import NumpyPipeline
+
+Array = NDArray[Any]  # numpy arrays, any shape and dtype
 
 TOP = 3
 # One row per image: what it is (class, fruit, variety: None when not one), what was answered.
@@ -40,14 +43,15 @@ SCORE_SCHEMA = (
 SCORE_COLUMNS = [c.split()[0] for c in SCORE_SCHEMA.split(", ")]
 
 
-def features_matrix(frame: pd.DataFrame, column: str = "features") -> np.ndarray:
+def features_matrix(frame: pd.DataFrame, column: str = "features") -> Array:
     """The ``features`` arrays of a pandas frame as one ``n×d`` float32 matrix."""
     if frame.empty:
         return np.zeros((0, 0), dtype=np.float32)
-    return np.stack(frame[column].to_numpy()).astype(np.float32, copy=False)
+    matrix: Array = np.stack(frame[column].to_numpy()).astype(np.float32, copy=False)
+    return matrix
 
 
-def mean_by_image(paths: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mean_by_image(paths: Array, probabilities: Array) -> tuple[Array, Array]:
     """(index of each image's first row, its rows' mean ``probabilities``): an image's views
     share its path. Images come sorted by path."""
     _, first, inverse = np.unique(paths, return_index=True, return_inverse=True)
@@ -62,7 +66,7 @@ def score(
     rules: Rules,
     truth: Mapping[str, tuple[str | None, str | None]],
     frame: pd.DataFrame,
-    reference: np.ndarray | None = None,
+    reference: Array | None = None,
 ) -> pd.DataFrame:
     """One row of answers per image of ``frame`` (``path, source, split, class, features``
     rows, maybe ``view``; an image's views — rows of one path — are averaged).
@@ -106,7 +110,7 @@ def score(
     return pd.DataFrame(out)[SCORE_COLUMNS]
 
 
-def _top(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _top(probabilities: Array) -> tuple[Array, Array]:
     """The top :data:`TOP` indices and values per row, padded with -1 and 0."""
     n = len(probabilities)
     index, values = np.full((n, TOP), -1, dtype=np.int32), np.zeros((n, TOP))
@@ -116,7 +120,7 @@ def _top(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index, values
 
 
-def _ranks(rows: pd.DataFrame, prefix: str, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ranks(rows: pd.DataFrame, prefix: str, truth: Array) -> tuple[Array, Array]:
     top = np.column_stack([rows[f"{prefix}_{i}"].to_numpy() for i in range(1, TOP + 1)])
     return top[:, 0] == truth, (top == truth[:, None]).any(axis=1)
 
@@ -169,11 +173,11 @@ def refusal_domain(rows: pd.DataFrame, levels: ClassLevels) -> dict[str, Any]:
     }
 
 
-def domain_masks(scored: pd.DataFrame, levels: ClassLevels) -> dict[str, tuple[str, np.ndarray]]:
+def domain_masks(scored: pd.DataFrame, levels: ClassLevels) -> dict[str, tuple[str, Array]]:
     """``name → (level, row mask)`` for every domain with images, sorted by name."""
     known_fruit = scored["fruit"].isin(levels.fruits).to_numpy()
     known_variety = scored["variety"].isin(levels.varieties).to_numpy()
-    out: dict[str, tuple[str, np.ndarray]] = {}
+    out: dict[str, tuple[str, Array]] = {}
     pairs = scored[["source", "split"]].drop_duplicates().itertuples(index=False)
     for source, split in sorted(pairs):
         mask = (scored["source"] == source).to_numpy() & (scored["split"] == split).to_numpy()
@@ -199,7 +203,7 @@ def domains(scored: pd.DataFrame, levels: ClassLevels) -> dict[str, dict[str, An
 
 def confusion(
     rows: pd.DataFrame, level: str, levels: ClassLevels
-) -> tuple[np.ndarray, list[str], list[str]]:
+) -> tuple[Array, list[str], list[str]]:
     """A domain's confusion matrix (true × answered, row labels, column labels).
 
     ``fruit``: true fruit × answer (``unknown`` included); ``variety``: true variety × top-1

@@ -16,26 +16,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+Array = NDArray[Any]  # numpy arrays, any shape and dtype
+
+Objective = Callable[[Array], tuple[float, Array]]
 
 
 @dataclass(frozen=True)
 class SoftmaxFit:
     """``coefficients`` (classes × features), ``intercepts`` (classes), and how it ended."""
 
-    coefficients: np.ndarray
-    intercepts: np.ndarray
+    coefficients: Array
+    intercepts: Array
     iterations: int
     loss: float
     converged: bool
 
 
-def objective(
-    x: np.ndarray, y: np.ndarray, n_classes: int, reg: np.ndarray | float, weights: np.ndarray
-) -> Objective:
+def objective(x: Array, y: Array, n_classes: int, reg: Array | float, weights: Array) -> Objective:
     """Loss and gradient of the flattened ``[β (classes × features), b (classes)]``.
 
     ``reg`` is the L2 strength, a scalar or one value per feature.
@@ -44,7 +46,7 @@ def objective(
     rows = np.arange(n)
     scaled = weights / weights.sum()
 
-    def value(params: np.ndarray) -> tuple[float, np.ndarray]:
+    def value(params: Array) -> tuple[float, Array]:
         beta = params[: n_classes * d].reshape(n_classes, d)
         margins = x @ beta.T
         margins += params[n_classes * d :]
@@ -63,8 +65,8 @@ def objective(
 
 
 def lbfgs(
-    f: Objective, start: np.ndarray, max_iter: int, tol: float, memory: int = 10
-) -> tuple[np.ndarray, float, int, bool]:
+    f: Objective, start: Array, max_iter: int, tol: float, memory: int = 10
+) -> tuple[Array, float, int, bool]:
     """Minimise a smooth convex ``f``: L-BFGS with a strong-Wolfe line search.
 
     Stops, as Breeze's L-BFGS in Spark does, when the loss improved by less than ``tol``
@@ -72,7 +74,7 @@ def lbfgs(
     ``tol``; returns (point, loss, iterations, converged).
     """
     x, (fx, g) = start.copy(), f(start)
-    steps: list[tuple[np.ndarray, np.ndarray, float]] = []
+    steps: list[tuple[Array, Array, float]] = []
     history = [fx]
     for iteration in range(1, max_iter + 1):
         direction = -_two_loop(g, steps)
@@ -97,15 +99,15 @@ def lbfgs(
 
 def wolfe_step(
     f: Objective,
-    x: np.ndarray,
+    x: Array,
     fx: float,
-    g: np.ndarray,
-    direction: np.ndarray,
+    g: Array,
+    direction: Array,
     first: float = 1.0,
     c1: float = 1e-4,
     c2: float = 0.9,
     max_evaluations: int = 30,
-) -> tuple[float, float, np.ndarray]:
+) -> tuple[float, float, Array]:
     """A step ``t`` along ``direction`` meeting the strong Wolfe conditions (Nocedal & Wright,
     algorithms 3.5 and 3.6, bisection zoom); (0, fx, g) when no step lowers ``f``."""
     slope0 = float(g @ direction)
@@ -128,7 +130,7 @@ def wolfe_step(
     return best
 
 
-def _two_loop(g: np.ndarray, steps: list[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
+def _two_loop(g: Array, steps: list[tuple[Array, Array, float]]) -> Array:
     """The inverse-Hessian approximation times ``g`` (Nocedal & Wright, algorithm 7.4)."""
     q, alphas = g.copy(), []
     for s, y, rho in reversed(steps):
@@ -144,12 +146,12 @@ def _two_loop(g: np.ndarray, steps: list[tuple[np.ndarray, np.ndarray, float]]) 
 
 
 def fit(
-    x: np.ndarray,
-    y: np.ndarray,
+    x: Array,
+    y: Array,
     n_classes: int,
     reg_param: float,
     standardization: bool = False,
-    weights: np.ndarray | None = None,
+    weights: Array | None = None,
     max_iter: int = 1000,
     tol: float = 1e-9,
 ) -> SoftmaxFit:
