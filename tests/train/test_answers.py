@@ -11,6 +11,7 @@ from PIL import Image
 
 from fruits import augmentation, calibration, domains
 from fruits.answers import ClassLevels, Rules, decide
+from fruits.images import ImageRejected
 
 WHAT = {
     "f360/Pear Abate": ("pear", "Pear Abate"),
@@ -203,3 +204,18 @@ def test_a_model_saved_without_classes_json_reads_its_labels_as_varieties():
     assert levels.varieties == ("Kiwi", "Pear Abate")
     listed = {"classes": [{"class": "Fig", "fruit": None, "variety": None}]}
     assert class_levels(["Fig", "Kiwi"], listed).fruits == ("kiwi",)
+
+
+def test_training_views_are_the_seeded_random_views_of_the_decoded_image():
+    buffer = io.BytesIO()
+    _photo((160, 120)).save(buffer, "JPEG")
+    content = buffer.getvalue()
+    views = augmentation.decode_training_views(content, "f00d", 3)
+    assert views.shape == (3, 224, 224, 3) and views.dtype == np.float32
+    np.testing.assert_array_equal(views, augmentation.decode_training_views(content, "f00d", 3))
+    decoded = Image.open(io.BytesIO(content)).convert("RGB")
+    second = augmentation.random_view(decoded, augmentation.variant_seed("f00d", 2))
+    np.testing.assert_array_equal(views[1], augmentation.to_model_input(second))
+    assert not np.array_equal(views[0], views[1])
+    with pytest.raises(ImageRejected, match="empty file"):
+        augmentation.decode_training_views(b"", "f00d", 3)
