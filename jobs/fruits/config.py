@@ -87,7 +87,7 @@ DRIVER_FIT_TOL = 1e-6
 # The classifier's probabilities are calibrated (one temperature, fruits.calibration) on at
 # most CALIBRATION_MAX_ROWS rows of this split's images, when it has any.
 CALIBRATION_SPLIT = "Validation"
-CALIBRATION_MAX_ROWS = 50_000
+CALIBRATION_MAX_ROWS = 20_000
 # Prediction: below this (calibrated) fruit probability the answer is "unknown"; a variety of
 # the answered fruit is named when its own probability reaches VARIETY_THRESHOLD. Chosen on the
 # grocery photos' Validation split: 0.4 answers 93 % of catalogue photos and still refuses

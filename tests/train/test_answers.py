@@ -219,3 +219,35 @@ def test_training_views_are_the_seeded_random_views_of_the_decoded_image():
     assert not np.array_equal(views[0], views[1])
     with pytest.raises(ImageRejected, match="empty file"):
         augmentation.decode_training_views(b"", "f00d", 3)
+
+
+def test_views_of_one_image_split_across_arrow_batches_are_scored_together(levels):
+    """train._score_batches (the mapInPandas body): an image's rows in two batches."""
+    from fruits.train import _score_batches
+
+    def rows(path: str, views: list[int]) -> pd.DataFrame:
+        kiwi = np.array([0.0, 0.0, 1.0, 0.0, 0.0], dtype=np.float32)
+        return pd.DataFrame(
+            {
+                "path": path,
+                "source": "src",
+                "split": "Test",
+                "class": "f360/Kiwi",
+                "view": views,
+                "features": [kiwi] * len(views),
+            }
+        )
+
+    class Identity:
+        labels = tuple(CLASSES)
+
+        def predict_proba(self, x):
+            return np.asarray(x, dtype=np.float64)
+
+    class Shared:  # what a broadcast variable gives the executors
+        value = (Identity(), levels, Rules(0.5, 0.5, None), WHAT, None)
+
+    batches = [rows("a.jpg", [0, 1]), pd.concat([rows("a.jpg", [2]), rows("b.jpg", [0, 1])])]
+    out = pd.concat(list(_score_batches(Shared(), iter(batches))))
+    assert out["path"].tolist() == ["a.jpg", "b.jpg"]
+    assert (out["fruit_p1"] == 1.0).all()
