@@ -406,7 +406,8 @@ def _train_and_write(
     rules = Rules(PREDICT_THRESHOLD, VARIETY_THRESHOLD, MIN_SIMILARITY, temperature)
     scored = score_images(pipeline, levels, rules, truth, eval_rows, reference)
     figures = domains.domains(scored, levels)
-    test_rows = scored[(scored["split"] == eval_split) & scored["class"].isin(labels)]
+    in_eval_split = (scored["split"].str.lower() == eval_split.lower()).to_numpy()
+    test_rows = scored[in_eval_split & scored["class"].isin(labels).to_numpy()]
     metrics = evaluate(test_rows, labels) if len(test_rows) else None
     train_scores = _class_scores(pipeline, train_rows)
     report = {
@@ -424,9 +425,7 @@ def _train_and_write(
         "n_train_rows": n_rows,
         "n_test": len(test_rows),
         "n_evaluated": len(scored),
-        "test_skipped_unseen_label": int(
-            ((scored["split"] == eval_split) & ~scored["class"].isin(labels)).sum()
-        ),
+        "test_skipped_unseen_label": int((in_eval_split & ~scored["class"].isin(labels)).sum()),
         "test_skipped_also_in_training": _distinct_images(_split(in_training, eval_split)),
         "config": fitted.as_dict(),
         "k_requested": config.k,
