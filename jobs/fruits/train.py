@@ -409,7 +409,12 @@ def _train_and_write(
     in_eval_split = (scored["split"].str.lower() == eval_split.lower()).to_numpy()
     test_rows = scored[in_eval_split & scored["class"].isin(labels).to_numpy()]
     metrics = evaluate(test_rows, labels) if len(test_rows) else None
-    train_scores = _class_scores(pipeline, train_rows)
+    originals = (
+        train_rows[train_rows["view"] == 0]
+        if isinstance(train_rows, pd.DataFrame)
+        else train_rows.filter(F.col("view") == 0)
+    )
+    train_scores = _class_scores(pipeline, originals)
     report = {
         "output": output,
         "reused": None,
