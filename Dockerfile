@@ -9,7 +9,8 @@
 # What it adds:
 #   * a Java runtime for the embedded Spark of FRUITS_EXECUTION=local (spark-submit needs a JVM;
 #     Spark 3.5 supports Java 8/11/17);
-#   * the project (jobs/fruits, the `fruits-local` command) installed in editable mode, with the
+#   * the project (jobs/fruits, the `fruits-local` command; jobs/fruits_service, the `fruits-serve`
+#     prediction service of the compose file's predict-api) installed in editable mode, with the
 #     exact versions of constraints.txt, i.e. the same pyspark / tensorflow-cpu / numpy / pyarrow /
 #     Airflow providers as the project's virtualenv and its tests.
 #
@@ -75,15 +76,16 @@ COPY --chown=airflow:0 docker/check_requirements.py docker/
 # Airflow, the FAB auth manager, the Postgres driver, and what they need) is missing or at a
 # version its dependents exclude. A plain `pip check` follows for the record only: the image
 # carries many providers the pipeline never imports, and a conflict there must not block it.
-RUN mkdir -p jobs/fruits jobs/fruits_airflow \
-    && touch jobs/fruits/__init__.py jobs/fruits_airflow/__init__.py \
+RUN mkdir -p jobs/fruits jobs/fruits_airflow jobs/fruits_service \
+    && touch jobs/fruits/__init__.py jobs/fruits_airflow/__init__.py jobs/fruits_service/__init__.py \
     && pip uninstall --yes aiobotocore \
     && pip install --no-cache-dir \
         "apache-airflow[fab,postgres]==${AIRFLOW_VERSION}" \
         -c constraints.txt \
-        -e ".[airflow]" \
+        -e ".[airflow,service]" \
     && python docker/check_requirements.py \
         "fruits-pipeline[airflow]" \
+        "fruits-pipeline[service]" \
         "apache-airflow==${AIRFLOW_VERSION}" \
         apache-airflow-providers-fab \
         apache-airflow-providers-postgres \
@@ -97,6 +99,7 @@ COPY --chown=airflow:0 conf/ conf/
 RUN "${JAVA_HOME}/bin/java" -version \
     && spark-submit --version \
     && python -c "import fruits.local, fruits.stages, fruits_airflow.artifacts, pyspark, tensorflow, psycopg2" \
+    && python -c "import fruits_service.app, uvicorn, pillow_heif" \
     && python -c "import airflow.providers.amazon, airflow.providers.fab.auth_manager.fab_auth_manager"
 
 WORKDIR /opt/airflow

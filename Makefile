@@ -11,10 +11,17 @@ WEIGHTS ?= $(if $(wildcard $(SHARED_WEIGHTS)),$(SHARED_WEIGHTS),imagenet)
 OUTPUT ?= output
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+SERVICE_BENCH_ARGS ?=
+# make serve: MODEL=<train output folder> or POINTER=<current-model pointer URI>; neither: the
+# model promoted under $(OUTPUT), else the last local run's.
+MODEL ?=
+POINTER ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
 # Absolute: Airflow task processes and spark-submit run from other folders.
 DATA_ENV = FRUITS_SAMPLE_DIR="$(abspath $(SAMPLE))" FRUITS_WEIGHTS="$(abspath $(SHARED_WEIGHTS))"
 
-.PHONY: help install run test bench lint format clean constraints
+.PHONY: help install run serve test bench bench-service lint format clean constraints
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,13 +38,21 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/ensure-java.sh
 run: install  ## set up and run the local pipeline on the Fruits-360 sample
 	$(BIN)/fruits-local --input "$(SAMPLE)" --output "$(OUTPUT)" --weights "$(WEIGHTS)"
 
+serve: install  ## serve the last local run's model (or MODEL=… / POINTER=…) on http://127.0.0.1:8000
+	FRUITS_WEIGHTS="$(WEIGHTS)" $(BIN)/fruits-serve --output "$(OUTPUT)" --host $(HOST) --port $(PORT) \
+		$(if $(MODEL),--model "$(MODEL)") $(if $(POINTER),--pointer "$(POINTER)")
+
 # `make lint` first: deterministic (pinned tools) and under a minute even with a cold mypy cache.
 test: install lint  ## lint, then the whole test suite (real Spark, TensorFlow, Airflow, moto, Chromium)
 	scripts/install-browser.sh
 	$(DATA_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: install  ## benchmarks: featurization speed, broadcast, PCA, end to end (prints tables)
+bench: install  ## benchmarks: featurization, broadcast, PCA, end to end, service load (tables)
 	$(DATA_ENV) $(BIN)/python bench/benchmark.py $(BENCH_ARGS)
+	$(DATA_ENV) $(BIN)/python bench/service_load.py $(SERVICE_BENCH_ARGS)
+
+bench-service: install  ## the prediction service's load test alone (bench/service_load.py)
+	$(DATA_ENV) $(BIN)/python bench/service_load.py $(SERVICE_BENCH_ARGS)
 
 SHELL_SCRIPTS := jobs/fruits_airflow/bootstrap/*.sh scripts/*.sh .ci/run
 

@@ -350,7 +350,6 @@ def bench_pca(sizes: list[int]) -> None:
     spark = spark_session()
     features = _real_features(spark)
     rows = []
-    columns = [c.split()[0] for c in corpus.FEATURES_SCHEMA.split(", ")]
     for n in sizes:
         work = Path(tempfile.mkdtemp(prefix="fruits-pca-"))
         paths = run_paths([], work)
@@ -361,11 +360,8 @@ def bench_pca(sizes: list[int]) -> None:
             [(str(i), f"p{i}", "x", v.tolist()) for i, v in enumerate(noisy.astype("f4"))],
             "image_id string, path string, label string, features array<float>",
         ).withColumn("status", F.lit(corpus.FEATURIZED))
-        for name, kind in (c.split() for c in corpus.FEATURES_SCHEMA.split(", ")):
-            if name not in frame.columns:
-                frame = frame.withColumn(name, F.lit(None).cast(kind))
         corpus_run = stage_run(paths)
-        frame.select(*columns).write.parquet(corpus_run.output("features"))
+        corpus.as_events(frame).write.parquet(corpus_run.output("features"))
         corpus_run.publish("features", n, {})
         seconds, report = timed(lambda p=paths: pca.run(spark, stage_run(p)))
         t_fixed, _ = timed(

@@ -4,7 +4,7 @@ On EMR (``FRUITS_EXECUTION=emr``)::
 
     validate_params → check_region → prepare → create_cluster
         → load → wait_for_load → featurize → wait_for_featurize → pca → wait_for_pca
-        → train → wait_for_train
+        → train → wait_for_train → publish_model
         → terminate_cluster   (teardown of create_cluster: runs even when a stage or the
                                creation fails; finds the run's cluster by tags if no id)
 
@@ -18,6 +18,11 @@ active cluster tagged with the run (fruits_airflow.emr_runtime).
 Local twin (``FRUITS_EXECUTION=local``, the default; the graph depends on the environment only)::
 
     validate_params → load → featurize → pca → train   (spark-submit on the Airflow worker)
+        → publish_model
+
+publish_model gates the new model (accuracy floors per evaluation domain, no regression beyond
+a margin against the served model) and, when it passes, points the "current model" pointer at
+it; otherwise the task fails saying why and the served model stays (fruits_airflow.publish).
 
 Both graphs take their stages from ``fruits.stages.STAGES`` and write under
 ``<output>/<dataset>/ds=<logical date>/``: a backfill of N dates gives N partitions, a rerun
@@ -34,7 +39,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.utils.waiter import WaitPolicy
-from airflow.sdk import DAG, TriggerRule, chain, task
+from airflow.sdk import DAG, BaseOperator, TriggerRule, chain, task
 
 from fruits.stages import STAGES
 from fruits_airflow import (
@@ -45,6 +50,7 @@ from fruits_airflow import (
     emr_plan,
     emr_runtime,
     local_stages,
+    publish,
     residency,
     run_params,
 )
@@ -98,7 +104,7 @@ def _unpack(run: dict[str, Any]) -> tuple[AwsSettings, RunRequest]:
     return deployment.aws_settings_from(run["aws"]), RunRequest.from_xcom(run["request"])
 
 
-@task(**AWS_RETRIES)
+@task(multiple_outputs=False, **AWS_RETRIES)
 def check_region(run: dict[str, Any]) -> str:
     """EU guard: refuse a non-EU cluster region or bucket before anything is created."""
     settings, request = _unpack(run)
@@ -118,6 +124,8 @@ def prepare(
     unchanged); plan the cluster and one step per stage (fruits_airflow.emr_plan). Returns
     ``cluster`` and one step list per stage name."""
     ds = partition_date(ds, dag_run)
+    if run_id is None:  # Airflow passes every task its run's id
+        raise ValueError("prepare needs the run's run_id (it tags the cluster)")
     settings, request = _unpack(run)
     s3 = S3Hook(aws_conn_id=AWS_CONN_ID, region_name=settings.region)
     root = settings.artifacts_root
@@ -129,9 +137,23 @@ def prepare(
     return {"cluster": plan.cluster, **plan.steps}
 
 
+@task(task_id="publish_model", multiple_outputs=False)
+def publish_emr_model(
+    run: dict[str, Any], ds: str | None = None, run_id: str | None = None, dag_run: Any = None
+) -> dict[str, Any]:
+    """Gate the model whose train report the step wrote to S3; promote it if it passes."""
+    settings, request = _unpack(run)
+    s3 = S3Hook(aws_conn_id=AWS_CONN_ID, region_name=settings.region).get_conn()
+    paths = request.paths(partition_date(ds, dag_run))
+    report = publish.read_train_report(paths.report("train"), s3)
+    return publish.publish(
+        report, request.output_root, paths.ds, run_id, s3, allowed_buckets=settings.readable_buckets
+    )
+
+
 def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
     poke = poke_interval_s
-    aws = {"aws_conn_id": AWS_CONN_ID, "region_name": APPROVED_REGION}
+    aws: dict[str, Any] = {"aws_conn_id": AWS_CONN_ID, "region_name": APPROVED_REGION}
 
     run = validate_emr_params()
     plan = prepare(run)
@@ -149,7 +171,7 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
     )
     chain(run, check_region(run), plan, create_cluster)
 
-    previous = create_cluster
+    previous: BaseOperator = create_cluster
     for stage in STAGES:
         submit = emr_runtime.RunStepAddOperator(  # a retry does not add the step twice
             task_id=stage.name,
@@ -186,6 +208,7 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
     previous >> terminate_cluster.as_teardown(setups=create_cluster)
     # Also after a failed create_cluster, which may have started a cluster anyway.
     terminate_cluster.trigger_rule = TriggerRule.ALL_DONE
+    previous >> publish_emr_model(run)
 
 
 # Local twin -----------------------------------------------------------------------------------
@@ -207,12 +230,24 @@ def run_local_stage(
     )
 
 
+@task(task_id="publish_model", multiple_outputs=False)
+def publish_local_model(
+    train_report: dict[str, Any],
+    request: dict[str, Any],
+    ds: str | None = None,
+    run_id: str | None = None,
+    dag_run: Any = None,
+) -> dict[str, Any]:
+    """Gate the model the train task reported; promote it if it passes."""
+    output_root = RunRequest.from_xcom(request).output_root
+    return publish.publish(train_report, output_root, partition_date(ds, dag_run), run_id)
+
+
 def local_pipeline() -> None:
     request = validate_local_params()
-    chain(
-        request,
-        *[run_local_stage.override(task_id=stage.name)(stage.name, request) for stage in STAGES],
-    )
+    tasks = {s.name: run_local_stage.override(task_id=s.name)(s.name, request) for s in STAGES}
+    chain(request, *tasks.values())
+    publish_local_model(tasks["train"], request)
 
 
 with DAG(

@@ -60,3 +60,49 @@ def spark() -> Iterator:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def small_models(spark, sample_dir: Path, weights_path: Path, tmp_path_factory):
+    """Two small real classifiers (and a broken copy) for the service and promotion tests."""
+    from small_models import train_small_models
+
+    return train_small_models(spark, sample_dir, weights_path, tmp_path_factory.mktemp("models"))
+
+
+CHROMIUM = Path(os.environ.get("FRUITS_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """Headless Chromium from the system (never a Playwright download). Missing: a failure."""
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} not found: install Chromium with scripts/install-browser.sh "
+            "(as root: apt-get install -y chromium) or point FRUITS_CHROMIUM at a Chromium",
+            pytrace=False,
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail(
+            "the playwright package is missing: pip install -c constraints.txt -e '.[dev]'",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

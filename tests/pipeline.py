@@ -56,11 +56,7 @@ def current(spark: SparkSession, run_paths: RunPaths, dataset: str) -> DataFrame
 def publish_corpus(features: DataFrame, run_paths: RunPaths) -> None:
     """Publish feature rows (``image_id, path, label, split, features`` at least) as the
     date's featurized corpus rows, as featurize would."""
-    columns = [c.split()[0] for c in corpus.FEATURES_SCHEMA.split(", ")]
-    rows = features.withColumn("status", F.lit(corpus.FEATURIZED))
-    for name, kind in (c.split() for c in corpus.FEATURES_SCHEMA.split(", ")):
-        if name not in rows.columns:
-            rows = rows.withColumn(name, F.lit(None).cast(kind))
+    rows = corpus.as_events(features.withColumn("status", F.lit(corpus.FEATURIZED)))
     run = job(run_paths)
-    rows.select(*columns).write.parquet(run.output("features"))
+    rows.write.parquet(run.output("features"))
     run.publish("features", None, {})

@@ -32,6 +32,20 @@ IMAGES_SCHEMA = f"{EVENT_SCHEMA}, format string, width int, height int, mode str
 FEATURES_SCHEMA = f"{EVENT_SCHEMA}, features array<float>, model_id string"
 
 
+def columns(schema: str) -> list[str]:
+    """The column names of a DDL schema string, in order."""
+    return [field.split()[0] for field in schema.split(", ")]
+
+
+def as_events(rows: DataFrame, schema: str = FEATURES_SCHEMA) -> DataFrame:
+    """``rows`` in the dataset's column order, the columns it lacks added as typed nulls (to
+    publish features computed elsewhere as a corpus, e.g. in tests and benchmarks)."""
+    for name, kind in (field.split() for field in schema.split(", ")):
+        if name not in rows.columns:
+            rows = rows.withColumn(name, F.lit(None).cast(kind))
+    return rows.select(*columns(schema))
+
+
 def latest_per_path(events: DataFrame) -> DataFrame:
     """The latest event of each path (by ``ds``; dates are ISO strings, so they sort)."""
     newest_first = Window.partitionBy("path").orderBy(F.col("ds").desc())

@@ -25,9 +25,10 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pyspark import Accumulator, SparkContext, StorageLevel
 from pyspark.broadcast import Broadcast
@@ -47,6 +48,11 @@ from fruits.errors import InputError
 from fruits.images import ImageRejected, decode_for_model
 from fruits.model import configure_tensorflow, extract_features, load_network, network_from_arrays
 from fruits.reporting import count_by, reason_category
+from fruits.spark import struct_pandas_udf
+from fruits.stages import RunPaths
+
+if TYPE_CHECKING:
+    from pyspark.sql._typing import UserDefinedFunctionLike
 
 _FEATURES_SCHEMA = StructType(
     [StructField("features", ArrayType(FloatType())), StructField("reason", StringType())]
@@ -61,11 +67,11 @@ _NETWORKS: dict[str, Any] = {}
 class WorkerCounters:
     """Spark accumulators the Python workers add to; the driver reads them after the job."""
 
-    networks_built: Accumulator
-    arrow_batches: Accumulator
-    build_seconds: Accumulator
-    decode_seconds: Accumulator
-    inference_seconds: Accumulator
+    networks_built: Accumulator[int]
+    arrow_batches: Accumulator[int]
+    build_seconds: Accumulator[float]
+    decode_seconds: Accumulator[float]
+    inference_seconds: Accumulator[float]
 
     @classmethod
     def create(cls, sc: SparkContext) -> WorkerCounters:
@@ -77,7 +83,9 @@ class WorkerCounters:
         return {f.name: round(getattr(self, f.name).value, 2) for f in fields(self)}
 
 
-def network_for(weights: Broadcast, key: str, tf_threads: int, counters: WorkerCounters) -> Any:
+def network_for(
+    weights: Broadcast[list[npt.NDArray[Any]]], key: str, tf_threads: int, counters: WorkerCounters
+) -> Any:
     """This worker's network for ``weights`` (named ``key``), built on first use only."""
     network = _NETWORKS.get(key)
     if network is None:
@@ -96,7 +104,8 @@ def featurize_batch(
 ) -> pd.DataFrame:
     """Features for one Arrow batch; undecodable images get a reason and no features."""
     started = time.perf_counter()
-    arrays, reasons = [], []
+    arrays: list[npt.NDArray[np.float32] | None] = []
+    reasons: list[str | None] = []
     for content in contents:
         try:
             arrays.append(decode_for_model(content))
@@ -106,7 +115,9 @@ def featurize_batch(
             reasons.append(str(exc))
     decoded = [a for a in arrays if a is not None]
     inference_started = time.perf_counter()
-    features = iter(extract_features(network, np.stack(decoded), batch_size) if decoded else [])
+    features: Iterator[npt.NDArray[np.float32]] = iter(
+        extract_features(network, np.stack(decoded), batch_size) if decoded else []
+    )
     if counters is not None:
         counters.arrow_batches.add(1)
         counters.decode_seconds.add(inference_started - started)
@@ -120,12 +131,15 @@ def featurize_batch(
 
 
 def make_featurize_udf(
-    weights: Broadcast, tf_threads: int, batch_size: int, counters: WorkerCounters
-):
+    weights: Broadcast[list[npt.NDArray[Any]]],
+    tf_threads: int,
+    batch_size: int,
+    counters: WorkerCounters,
+) -> UserDefinedFunctionLike:
     """The iterator pandas UDF: bytes → struct<features, reason>."""
     key = uuid.uuid4().hex  # names this broadcast in the workers' cache
 
-    @F.pandas_udf(_FEATURES_SCHEMA)
+    @struct_pandas_udf(_FEATURES_SCHEMA)
     def featurize(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         network = network_for(weights, key, tf_threads, counters)
         for batch in contents:
@@ -148,7 +162,7 @@ def arrow_batch_rows(mean_bytes: float) -> int:
     return int(max(1, min(ARROW_BATCH_ROWS, ARROW_BATCH_MAX_BYTES // mean_bytes)))
 
 
-def model_id(weight_arrays: list[np.ndarray]) -> str:
+def model_id(weight_arrays: list[npt.NDArray[Any]]) -> str:
     """A short fingerprint of the network's weights: features are reused only under the same."""
     digest = hashlib.sha256()
     for array in weight_arrays:
@@ -156,7 +170,7 @@ def model_id(weight_arrays: list[np.ndarray]) -> str:
     return digest.hexdigest()[:16]
 
 
-def reusable_vectors(spark: SparkSession, paths: Any, model: str) -> DataFrame:
+def reusable_vectors(spark: SparkSession, paths: RunPaths, model: str) -> DataFrame:
     """``image_id, features`` already computed with these weights, on any date."""
     known = corpus.events(spark, paths).filter(
         (F.col("status") == corpus.FEATURIZED) & (F.col("model_id") == model)
@@ -211,7 +225,8 @@ def run(
         raise InputError(f"no images for {run.paths.ds} under {run.paths.root} (run load first)")
     day = spark.read.schema(corpus.IMAGES_SCHEMA).parquet(images.uri)
     loaded = day.filter(F.col("status") == corpus.LOADED)
-    n_loaded = int(images.details.get("report", {}).get("loaded", loaded.count()))
+    reported = images.details.get("report", {}).get("loaded")  # load counted them: no job
+    n_loaded = int(reported) if reported is not None else loaded.count()
     vectors, facts = _vectors(spark, run, loaded, n_loaded, weights, batch_size, tf_threads)
 
     events = day.drop("content", "format", "width", "height", "mode")
@@ -231,7 +246,7 @@ def run(
     rows = rows.drop("status", "stage", "reason").select(
         *[
             F.col(f"new_{c}").alias(c) if c in ("status", "stage", "reason") else F.col(c)
-            for c in (c.split()[0] for c in corpus.FEATURES_SCHEMA.split(", "))
+            for c in corpus.columns(corpus.FEATURES_SCHEMA)
         ]
     )
     features_out, quarantine_out = run.output("features"), run.output("quarantine")
@@ -285,7 +300,7 @@ def _vectors(
     sc = spark.sparkContext
     tf_threads = tf_threads or int(sc.getConf().get("spark.task.cpus", "1"))
     network = load_network(weights, read_bytes=storage.read_bytes)
-    weight_arrays = network.get_weights()
+    weight_arrays: list[npt.NDArray[Any]] = network.get_weights()
     model = model_id(weight_arrays)
     reused = reusable_vectors(spark, run.paths, model)
     todo = (
@@ -294,7 +309,10 @@ def _vectors(
         .join(reused.select("image_id"), "image_id", "left_anti")
         .cache()
     )
-    n_todo, mean_bytes = todo.agg(F.count("*"), F.avg("length")).first()
+    totals = todo.agg(F.count("*"), F.avg("length")).first()
+    if totals is None:
+        raise RuntimeError("a global aggregation returned no row")
+    n_todo, mean_bytes = totals
     rows_per_batch = arrow_batch_rows(float(mean_bytes or 0))
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows_per_batch))
     broadcast = sc.broadcast(weight_arrays)

@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from fruits.config import IMAGE_FORMATS, IMAGE_SIZE, MAX_IMAGE_PIXELS
+from fruits.config import DECODE_DRAFT_SIZE, IMAGE_FORMATS, IMAGE_SIZE, MAX_IMAGE_PIXELS
 
 # Pillow's own bomb check would raise (or only warn) at other limits: ours is explicit.
 Image.MAX_IMAGE_PIXELS = None
@@ -89,7 +90,7 @@ def inspect_image(content: bytes | None) -> ImageInfo:
     image = _open(content)
     info = ImageInfo(image.format or "unknown", image.width, image.height, image.mode)
     try:
-        image.draft("RGB", (IMAGE_SIZE, IMAGE_SIZE))
+        image.draft("RGB", (DECODE_DRAFT_SIZE, DECODE_DRAFT_SIZE))
         image.load()
     except Exception as exc:
         raise ImageRejected(f"corrupt image data ({info.format}): {_clean(exc)}") from None
@@ -112,18 +113,27 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_for_model(content: bytes | None, size: int = IMAGE_SIZE) -> np.ndarray:
+def decode_for_model(content: bytes | None, size: int = IMAGE_SIZE) -> npt.NDArray[np.float32]:
     """Bytes to a ``size×size×3`` float32 RGB array in [0, 255], EXIF orientation applied.
 
     Resizing is bilinear to the square input, as ``keras.utils.load_img(target_size=…,
     interpolation="bilinear")`` does; Keras' ``preprocess_input`` is applied by the model.
-    Large JPEGs are first decoded at reduced scale (``draft``), never below ``size``.
+    Large JPEGs are first decoded at reduced scale (``DECODE_DRAFT_SIZE``).
     """
-    image = _open(content)
+    return prepare_for_model(_open(content), size)
+
+
+def prepare_for_model(
+    image: Image.Image, size: int = IMAGE_SIZE, draft: int | None = DECODE_DRAFT_SIZE
+) -> npt.NDArray[np.float32]:
+    """An opened Pillow image to the model's input, as :func:`decode_for_model` does.
+
+    For callers that open (and check) images themselves, e.g. the prediction service.
+    ``draft=None`` decodes a JPEG at full size (for comparisons).
+    """
     try:
-        # JPEG: let libjpeg scale down by 1/2, 1/4 or 1/8 while decoding, never below the
-        # model's input: a 12-megapixel photo decodes into ~0.6 MB, not 36 MB.
-        image.draft("RGB", (size, size))
+        if draft:  # JPEG: libjpeg scales down while decoding, never below ``draft`` pixels
+            image.draft("RGB", (draft, draft))
         image = ImageOps.exif_transpose(image) or image
         image = _to_rgb(image).resize((size, size), Image.Resampling.BILINEAR)
     except ImageRejected:

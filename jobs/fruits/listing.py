@@ -55,7 +55,7 @@ def root_exists(root: str) -> bool:
     if storage.is_local(root):
         return os.path.lexists(storage.local_path(root))
     fs, path = storage.filesystem(root)
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
+    return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
 
 
 def _entry(path: str, status: os.stat_result) -> Listed:

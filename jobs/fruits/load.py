@@ -31,6 +31,7 @@ from fruits.config import MAX_FILE_BYTES, SOURCE_MAPPING_FILE
 from fruits.errors import InputError
 from fruits.images import ImageRejected, inspect_image
 from fruits.reporting import count_by, reason_category
+from fruits.spark import struct_pandas_udf
 
 NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"
 
@@ -51,7 +52,7 @@ _LABELS_SCHEMA = StructType(
 )
 
 
-@F.pandas_udf(_LABELS_SCHEMA)
+@struct_pandas_udf(_LABELS_SCHEMA)
 def path_labels(paths: pd.Series, roots: pd.Series) -> pd.DataFrame:
     """Label, split, class path (and the label as written, when NFC changed it) of each file."""
     described = [labels.describe(path, root) for path, root in zip(paths, roots, strict=True)]
@@ -61,10 +62,11 @@ def path_labels(paths: pd.Series, roots: pd.Series) -> pd.DataFrame:
     )
 
 
-@F.pandas_udf(_INSPECT_SCHEMA)
+@struct_pandas_udf(_INSPECT_SCHEMA)
 def inspect_images(contents: pd.Series) -> pd.DataFrame:
     """Decode every image fully; a failure becomes a ``reason`` instead of an exception."""
-    rows = []
+    # format, width, height, mode, reason: the decoded image's or the reason it was refused
+    rows: list[tuple[str | None, int | None, int | None, str | None, str | None]] = []
     for content in contents:
         try:
             info = inspect_image(content)
@@ -85,8 +87,7 @@ def list_inputs(spark: SparkSession, roots: Sequence[str]) -> DataFrame:
         frame = pd.DataFrame(entries, columns=["path", "length", "modification_ms", "kind"])
         frames.append(frame.assign(source=labels.source_name(root), source_root=root))
     listed = pd.concat(frames, ignore_index=True)
-    return spark.createDataFrame(listed[[c.split()[0] for c in _LISTED_SCHEMA.split(", ")]],
-                                 _LISTED_SCHEMA)  # fmt: skip
+    return spark.createDataFrame(listed[corpus.columns(_LISTED_SCHEMA)], _LISTED_SCHEMA)
 
 
 def compare(
@@ -167,6 +168,8 @@ def read_files(spark: SparkSession, paths: list[str]) -> DataFrame:
     ``.crc`` side file it cannot even name when the file's name has a ``:``.
     """
     jvm = spark.sparkContext._jvm
+    if jvm is None:
+        raise RuntimeError("the Spark session has no JVM (stopped?)")
     array = jvm.org.apache.commons.lang3.StringUtils.split("\0".join(paths), "\0")
     reader = (
         spark._jsparkSession.read()
@@ -222,7 +225,7 @@ def run(spark: SparkSession, run: job.JobRun, full_rescan: bool = False) -> dict
     gone = deleted.withColumn("status", F.lit(corpus.DELETED)).withColumn(
         "reason", F.lit("no longer in the input")
     )
-    columns = [c.split()[0] for c in corpus.IMAGES_SCHEMA.split(", ")]
+    columns = corpus.columns(corpus.IMAGES_SCHEMA)
     day = (
         read.unionByName(set_aside.withColumn("stage", F.lit("load")), allowMissingColumns=True)
         .unionByName(gone.withColumn("stage", F.lit("load")), allowMissingColumns=True)
@@ -252,7 +255,7 @@ def _report(
     loaded = written.filter(F.col("status") == corpus.LOADED)
     set_aside = written.filter(F.col("status").isin(corpus.QUARANTINED, corpus.SKIPPED))
     respelled = todo.filter(F.col("spelling").isNotNull()).select("label", "spelling").distinct()
-    report = {
+    report: dict[str, Any] = {
         "sources": {labels.source_name(root): root for root in roots},
         "full_rescan": full_rescan,
         "listed": sum(changes.values()),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pyspark.ml.feature import PCAModel
@@ -41,7 +41,7 @@ def choose_k(explained_variance: Sequence[float], variance: float) -> int:
 
 
 def fit_pca(data: DataFrame, k: int) -> PCAModel:
-    return ExactPCA(k=k, inputCol="vector", outputCol="pca_vector").fit(data)
+    return cast(PCAModel, ExactPCA(k=k, inputCol="vector", outputCol="pca_vector").fit(data))
 
 
 def first_components(model: PCAModel, k: int) -> PCAModel:
@@ -62,7 +62,10 @@ def fingerprint(features: DataFrame, options: dict[str, Any]) -> dict[str, Any]:
     An order-free sum of row hashes: one pass over three short columns, no sort.
     """
     row_hash = F.xxhash64("path", "image_id", "model_id").cast("decimal(38,0)")
-    count, total = features.agg(F.count("*"), F.sum(row_hash)).first()
+    totals = features.agg(F.count("*"), F.sum(row_hash)).first()
+    if totals is None:
+        raise RuntimeError("a global aggregation returned no row")
+    count, total = totals
     return {"rows": int(count), "row_hash_sum": str(total or 0), **options}
 
 
@@ -105,14 +108,14 @@ def run(
     report and plot as the date's current ``pca`` run; return the report."""
     validation.pca_choice(k, variance)
     features = corpus.current_features(spark, run.paths)
-    data = features.withColumn("vector", array_to_vector("features")).cache()
+    key = fingerprint(features, {"k": k, "variance": None if k else variance})  # 3 columns read
+    earlier = earlier_run(run.paths.dataset("pca"), key)
+    if earlier is not None:
+        published = run.reuse("pca", earlier, {"input": key})
+        report = storage.read_json(storage.join(earlier.uri, "report.json"))
+        return {**report, "output": published.uri, "reused": earlier.uri}
+    data = features.withColumn("vector", array_to_vector(F.col("features"))).cache()
     try:
-        key = fingerprint(data, {"k": k, "variance": None if k else variance})
-        earlier = earlier_run(run.paths.dataset("pca"), key)
-        if earlier is not None:
-            published = run.reuse("pca", earlier, {"input": key})
-            report = {**storage.read_json(storage.join(earlier.uri, "report.json"))}
-            return {**report, "output": published.uri, "reused": earlier.partition}
         report = _fit_and_write(spark, run, data, features, k, variance, key)
     finally:
         data.unpersist()
@@ -147,7 +150,7 @@ def _fit_and_write(
     output = run.output("pca")
     vectors = model.transform(data).select(
         "image_id", "path", "label", "split", "source",
-        vector_to_array("pca_vector", "float32").alias("pca_features"),
+        vector_to_array(F.col("pca_vector"), "float32").alias("pca_features"),
     )  # fmt: skip
     report = {
         "output": output,

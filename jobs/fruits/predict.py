@@ -177,7 +177,9 @@ class Predictor:
         min_similarity: float | None = None,
         variety_threshold: float | None = None,
         test_views: int | None = None,
+        network: Any = None,
     ) -> None:
+        """``network``: an already loaded MobileNetV2 to share (``weights`` is then unused)."""
         root, model_dir = _model_folders(model)
         self.pipeline = NumpyPipeline.load(model_dir)
         self.reference = _read_reference(root)
@@ -199,7 +201,9 @@ class Predictor:
             float(saved.get("temperature", 1.0)),
         )
         self.test_views = int(saved["test_views"] if test_views is None else test_views)
-        self.network = load_network(weights, read_bytes=read_image)
+        self.network = (
+            network if network is not None else load_network(weights, read_bytes=read_image)
+        )
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -223,6 +227,12 @@ class Predictor:
     def predict(self, image: str | Path | bytes) -> Prediction:
         """The answer for one photo (path, URI or bytes)."""
         return self.answer(self.features([image])[0])
+
+    def predict_arrays(self, arrays: np.ndarray) -> list[Prediction]:
+        """Answers for ``n×224×224×3`` decoded images (:func:`fruits.images.prepare_for_model`),
+        in one inference call: one view per photo, whatever ``test_views`` says (the views
+        need the full-size image, :func:`fruits.augmentation.decode_views`)."""
+        return [self.answer(row) for row in extract_features(self.network, arrays)]
 
     def answer(self, features: np.ndarray) -> Prediction:
         """The answer for one photo's feature vector, or its views' (``views×1280``: class

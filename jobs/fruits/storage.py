@@ -14,7 +14,7 @@ import json
 import os
 import uuid
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import pyarrow.fs as pafs
 
@@ -37,7 +37,8 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and the path inside it, for a local path or a URI (``s3://``)."""
     if uri.startswith("file:") or "://" not in uri:
         return pafs.LocalFileSystem(), os.path.abspath(local_path(uri))
-    return pafs.FileSystem.from_uri(uri.replace("s3a://", "s3://").replace("s3n://", "s3://"))
+    normalised = uri.replace("s3a://", "s3://").replace("s3n://", "s3://")
+    return cast("tuple[pafs.FileSystem, str]", pafs.FileSystem.from_uri(normalised))
 
 
 def join(base: str, *parts: str) -> str:
@@ -48,13 +49,13 @@ def join(base: str, *parts: str) -> str:
 def exists(uri: str) -> bool:
     fs, path = filesystem(uri)
     OPERATIONS["get"] += 1
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
+    return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
 
 
 def is_dir(uri: str) -> bool:
     fs, path = filesystem(uri)
     OPERATIONS["get"] += 1
-    return fs.get_file_info(path).type == pafs.FileType.Directory
+    return bool(fs.get_file_info(path).type == pafs.FileType.Directory)
 
 
 def read_bytes(uri: str) -> bytes:
@@ -62,7 +63,7 @@ def read_bytes(uri: str) -> bytes:
     fs, path = filesystem(uri)
     OPERATIONS["get"] += 1
     with fs.open_input_stream(path) as stream:
-        return stream.read()
+        return cast(bytes, stream.read())
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -92,7 +93,7 @@ def write_json(uri: str, payload: dict[str, Any]) -> None:
 
 
 def read_json(uri: str) -> dict[str, Any]:
-    return json.loads(read_bytes(uri).decode("utf-8"))
+    return cast(dict[str, Any], json.loads(read_bytes(uri).decode("utf-8")))
 
 
 def children(uri: str) -> list[str]:

@@ -349,7 +349,7 @@ def _fit_or_reuse(
     if earlier is not None:
         published = run.reuse("model", earlier, {"input": key})
         report = storage.read_json(storage.join(earlier.uri, "report.json"))
-        return {**summary(report), "output": published.uri, "reused": earlier.partition}
+        return {**summary(report), "output": published.uri, "reused": earlier.uri}
     data = data.select(*ROW_COLUMNS)
     train = _distinct(_split(data, train_split)).cache()
     try:

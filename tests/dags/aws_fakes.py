@@ -11,6 +11,7 @@ chosen stage after writing the logs EMR would (:func:`write_client_mode_logs`).
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -121,6 +122,26 @@ def step_log_key(cluster_id: str, step_id: str) -> str:
     return f"{LOG_PREFIX}/{cluster_id}/steps/{step_id}/stderr.gz"
 
 
+def put_json(uri: str, body: dict) -> None:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=bucket, Key=key, Body=json.dumps(body).encode()
+    )
+
+
+def write_step_outputs(step, train_accuracy: float) -> None:
+    """What a finished step leaves that later tasks read: its stage report (under
+    ``--root``/``--ds``) and, for train, the model run's ``report.json`` (publish_model gates on
+    its accuracy)."""
+    args = dict(zip(step.args, step.args[1:], strict=False))
+    stage = step.name.split()[1]
+    root, ds = args["--root"], args["--ds"]
+    output = f"{root}/model/ds={ds}/run=emr-fake" if stage == "train" else None
+    put_json(f"{root}/reports/ds={ds}/{stage}.json", {"stage": stage, "output": output})
+    if output:
+        put_json(f"{output}/report.json", {"test": {"accuracy": train_accuracy}})
+
+
 def container_log_key(cluster_id: str, attempt: int, number: int) -> str:
     container = f"container_1764583200000_0002_{attempt:02d}_{number:06d}"
     return f"{LOG_PREFIX}/{cluster_id}/containers/{APPLICATION}/{container}/stderr.gz"
@@ -155,11 +176,14 @@ def sensor_saw_running(run_id: str, task_id: str) -> bool:
 
 
 @contextmanager
-def steps_finish(fail_stage: str | None = None, unseen_s: float = 120.0) -> Iterator[None]:
+def steps_finish(
+    fail_stage: str | None = None, unseen_s: float = 120.0, train_accuracy: float = 0.97
+) -> Iterator[None]:
     """While inside, each step of a cluster tagged with a DAG run finishes once its sensor has
     found it unfinished: FAILED for ``fail_stage`` (steps are named ``fruits <stage> ds=…``;
-    logs written as EMR does in client mode), COMPLETED otherwise. A step no sensor looks at
-    within ``unseen_s`` fails, saying so, rather than leaving the test waiting."""
+    logs written as EMR does in client mode), COMPLETED otherwise, with the reports it writes
+    (:func:`write_step_outputs`). A step no sensor looks at within ``unseen_s`` fails, saying
+    so, rather than leaving the test waiting."""
     stop = threading.Event()
     first_seen: dict[str, float] = {}
 
@@ -173,6 +197,7 @@ def steps_finish(fail_stage: str | None = None, unseen_s: float = 120.0) -> Iter
                 step.last_state_change_reason = STEP_FAILURE_REASON
                 step.state = "FAILED"
             else:
+                write_step_outputs(step, train_accuracy)
                 step.state = "COMPLETED"
         elif waited > unseen_s:
             step.last_state_change_reason = "no sensor looked at this step (test fake)"

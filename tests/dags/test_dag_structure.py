@@ -22,8 +22,9 @@ STAGE_NAMES = [stage.name for stage in STAGES]
 
 
 def emr_upstreams() -> dict[str, set[str]]:
-    """validate → guard → prepare → create → (submit → wait) per stage → terminate; every
-    submit also reads its steps from prepare, every EMR task the cluster id from create."""
+    """validate → guard → prepare → create → (submit → wait) per stage → terminate, and
+    publish_model after the last wait; every submit also reads its steps from prepare, every
+    EMR task the cluster id from create."""
     expected = {
         "validate_params": set(),
         "check_region": {"validate_params"},
@@ -36,15 +37,18 @@ def emr_upstreams() -> dict[str, set[str]]:
         expected[f"wait_for_{stage}"] = {"create_cluster", stage}
         previous = f"wait_for_{stage}"
     expected["terminate_cluster"] = {"create_cluster", previous}
+    expected["publish_model"] = {"validate_params", previous}  # reads the run's settings
     return expected
 
 
 def local_upstreams() -> dict[str, set[str]]:
-    """validate → one task per stage, in order; each stage reads the validated request."""
+    """validate → one task per stage, in order; each stage reads the validated request;
+    publish_model last."""
     expected, previous = {"validate_params": set()}, "validate_params"
     for stage in STAGE_NAMES:
         expected[stage] = {"validate_params", previous}
         previous = stage
+    expected["publish_model"] = {"validate_params", "train"}  # train's report names the model
     return expected
 
 

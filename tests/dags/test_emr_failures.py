@@ -65,6 +65,7 @@ def test_a_failed_step_fails_the_run_once_with_the_drivers_traceback_and_the_tea
         "featurize": "success",
         "wait_for_featurize": "failed",
         **{task: "upstream_failed" for stage in after for task in (stage, f"wait_for_{stage}")},
+        "publish_model": "upstream_failed",
         "terminate_cluster": "success",
     }
     (cluster,) = emr_backend().clusters.values()

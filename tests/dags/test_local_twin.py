@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from dag_harness import parse_dag, states
 
-from fruits import catalog
+from fruits import catalog, promotion
 from fruits.stages import STAGES
 from samples import copy_subset
 
@@ -29,7 +29,7 @@ CLASSES = ["Apple Braeburn", "Banana", "Kiwi"]
 PER_CLASS = 3
 STAGE_NAMES = [stage.name for stage in STAGES]
 UP_TO_PCA = STAGE_NAMES[: STAGE_NAMES.index("pca") + 1]
-AFTER_PCA = STAGE_NAMES[len(UP_TO_PCA) :]
+AFTER_PCA = [*STAGE_NAMES[len(UP_TO_PCA) :], "publish_model"]
 
 
 def local_dag(monkeypatch: pytest.MonkeyPatch, images: Path, output: Path, weights: Path):
@@ -91,7 +91,7 @@ def day_1(output: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def test_each_run_goes_through_every_stage(runs):
-    every_task = dict.fromkeys(["validate_params", *STAGE_NAMES], "success")
+    every_task = dict.fromkeys(["validate_params", *STAGE_NAMES, "publish_model"], "success")
     assert runs.states == [every_task, every_task]
 
 
@@ -126,6 +126,14 @@ def test_a_manual_runs_params_change_the_result(runs):
     assert scheduled["k_selection"] == "variance"
     assert (manual["k"], manual["k_selection"]) == (3, "given")
     assert runs.manual.get_task_instance("pca").xcom_pull(task_ids="pca")["k"] == 3
+
+
+def test_the_first_run_promotes_its_model_to_the_served_one(runs):
+    pointer = json.loads(Path(promotion.default_pointer(str(runs.output))).read_text())
+    train = report(runs.output, DAY_1, "train")
+    assert pointer["model"] == train["output"]
+    assert pointer["ds"] == DAY_1
+    assert pointer["metrics"] == {"fruits360_test": train["test"]["accuracy"]}
 
 
 def test_a_run_leaves_other_dates_untouched(runs):

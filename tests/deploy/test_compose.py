@@ -227,7 +227,7 @@ def test_dockerfile_builds_on_the_virtualenvs_airflow_and_python():
     assert base == f"apache/airflow:{importlib.metadata.version('apache-airflow')}-python{python}"
     # Java for the embedded Spark, then the project with the virtualenv's pins, checked.
     assert "openjdk-17-jre-headless" in text and re.search(r"^ENV JAVA_HOME=/", text, re.M)
-    assert '-c constraints.txt -e ".[airflow]"' in text
+    assert '-c constraints.txt -e ".[airflow,service]"' in text  # service: predict-api
     assert 'python docker/check_requirements.py "fruits-pipeline[airflow]"' in text
     assert re.findall(r"^USER (\S+)", text, re.M)[-1] == "airflow"
 

@@ -73,7 +73,7 @@ def test_a_new_k_publishes_a_new_run_and_the_same_input_reuses_the_old(stages_ru
 
     next_day = paths([], tmp_path, "2026-06-02")
     again = pca.run(spark, job(next_day), k=5)  # same corpus, same k: nothing to fit
-    assert again["reused"] == run_paths.partition("pca")
+    assert again["reused"] == second["output"]  # the run folder made current again
     assert catalog.current(next_day.partition("pca")).uri == second["output"]
     assert [p.name for p in (tmp_path / "pca" / "ds=2026-06-02").iterdir()] == ["_current.json"]
 

@@ -101,11 +101,11 @@ def small_features(trained, spark, tmp_path_factory) -> str:
     Test copy of a Training image."""
     features = spark.read.parquet(trained.features)
     subset = features.filter(F.col("label").isin(SMALL))
-    training_copy = (  # same content, another file: the corpus keeps one row per path
+    training_copy = (
         subset.filter("split = 'Training'")
         .limit(1)
         .withColumn("split", F.lit("Test"))
-        .withColumn("path", F.concat("path", F.lit(".copy.jpg")))
+        .withColumn("path", F.concat("path", F.lit(".copy.jpg")))  # same bytes, another file
     )
     unseen = features.filter("label = 'Walnut' AND split = 'Test'").limit(1)
     target = str(tmp_path_factory.mktemp("small") / "features")

@@ -7,7 +7,6 @@ a small subset of the real sample, with the real weights, into a throwaway outpu
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,16 +21,6 @@ UI_CLASSES = ["Apple Braeburn", "Banana", "Kiwi"]
 UI_PER_CLASS = 2
 STARTUP_TIMEOUT_S = 300
 
-CHROMIUM = Path(os.environ.get("FRUITS_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = REPO_ROOT / "output" / "ui-screenshots"  # git-ignored
 
 
@@ -49,6 +38,9 @@ def airflow(sample_dir: Path, weights_path: Path, tmp_path_factory) -> Iterator[
             "FRUITS_INPUT": str(images),
             "FRUITS_OUTPUT": str(output),
             "FRUITS_WEIGHTS": str(weights_path),
+            # A model tested on 6 images says nothing about quality: publish_model's gate
+            # (tested in tests/dags/test_publish_model.py) lets it through here.
+            "FRUITS_GATE_FLOORS": "*=0",
         },
         timeout_s=STARTUP_TIMEOUT_S,
     )
@@ -56,32 +48,6 @@ def airflow(sample_dir: Path, weights_path: Path, tmp_path_factory) -> Iterator[
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator:
-    """Headless Chromium from the system (never a Playwright download). Missing: a failure."""
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"{CHROMIUM} not found: install Chromium with scripts/install-browser.sh "
-            "(as root: apt-get install -y chromium) or point FRUITS_CHROMIUM at a Chromium",
-            pytrace=False,
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail(
-            "the playwright package is missing: pip install -c constraints.txt -e '.[dev]'",
-            pytrace=False,
-        )
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

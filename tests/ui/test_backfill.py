@@ -27,7 +27,7 @@ DATES = ["2024-01-01", "2024-01-02", "2024-01-03"]
 CLASSES = ["Apricot", "Avocado"]
 PER_CLASS = 2
 IMAGES = len(CLASSES) * PER_CLASS * 2  # Training and Test
-TASKS = ["validate_params", *(stage.name for stage in STAGES)]
+TASKS = ["validate_params", *(stage.name for stage in STAGES), "publish_model"]
 
 
 @dataclass(frozen=True)
@@ -128,5 +128,6 @@ def test_every_date_has_pca_of_the_whole_corpus_fitted_once(backfill):
     assert {report["n_images"] for report in reports} == {reports[0]["n_images"]}
     assert reports[0]["n_images"] >= IMAGES
     assert all(report["k_selection"] == "variance" for report in reports)
-    first = str(backfill.output / "pca" / f"ds={DATES[0]}")
+    first = reports[0]["output"]  # the run folder fitted on the first date, reused by the others
+    assert first.startswith(str(backfill.output / "pca" / f"ds={DATES[0]}" / "run="))
     assert [report["reused"] for report in reports] == [None, first, first]

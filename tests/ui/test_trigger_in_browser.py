@@ -21,7 +21,7 @@ from fruits.stages import STAGES
 pytestmark = pytest.mark.slow
 
 K = 3
-TASKS = ["validate_params", *(stage.name for stage in STAGES)]
+TASKS = ["validate_params", *(stage.name for stage in STAGES), "publish_model"]
 UI_TIMEOUT_MS = 120_000  # one page or element, on a busy two-core machine
 FORM_TIMEOUT_MS = 30_000
 
