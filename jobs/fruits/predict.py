@@ -52,8 +52,9 @@ class Prediction:
     ``fruit`` (``pear``) or None when the answer is ``unknown`` (see ``reason``); ``variety``
     (``Pear Abate``) when the model is sure of it, else None. ``label`` is the most precise
     answer (the variety, else the fruit, else ``"unknown"``) and ``probability`` its
-    probability; ``top``: the three likeliest fruits, ``top_varieties``: the three likeliest
-    varieties; ``info``: the facts of the variety, else of the fruit (None when unknown).
+    probability; ``top``: the three likeliest varieties (the classifier's labels, as before
+    fruits existed), ``top_fruits``: the three likeliest fruits; ``info``: the facts of the
+    variety, else of the fruit (None when unknown).
     """
 
     label: str
@@ -66,7 +67,7 @@ class Prediction:
     fruit_probability: float = 0.0
     variety: str | None = None
     variety_probability: float | None = None
-    top_varieties: list[tuple[str, float]] = field(default_factory=list)
+    top_fruits: list[tuple[str, float]] = field(default_factory=list)
     not_fruit_probability: float = 0.0
 
     @property
@@ -95,7 +96,7 @@ class Prediction:
             "not_fruit_probability": round(self.not_fruit_probability, 6),
             "similarity": None if self.similarity is None else round(self.similarity, 6),
             "top": pairs(self.top),
-            "top_varieties": pairs(self.top_varieties),
+            "top_fruits": pairs(self.top_fruits),
             "info": self.info.as_dict() if self.info else None,
             "reason": self.reason,
         }
@@ -249,17 +250,16 @@ class Predictor:
         decided = decide(levels, probabilities, self.rules, seen)
         fruit_p, not_fruit = levels.fruit_probabilities(probabilities)
         variety_p = levels.variety_probabilities(probabilities)
-        top = _ranked(levels.fruits, fruit_p[0])
-        top_varieties = _ranked(levels.varieties, variety_p[0])
+        top_fruits = _ranked(levels.fruits, fruit_p[0])
         common = {
             "similarity": similarity,
-            "top": top,
-            "top_varieties": top_varieties,
+            "top": _ranked(levels.varieties, variety_p[0]),
+            "top_fruits": top_fruits,
             "not_fruit_probability": float(not_fruit[0]),
         }
         fruit_index, variety_index = int(decided.fruit[0]), int(decided.variety[0])
         if fruit_index < 0:
-            best = top[0][1] if top else 0.0
+            best = top_fruits[0][1] if top_fruits else 0.0
             return Prediction(UNKNOWN, best, info=None, reason=decided.reason[0], **common)
         fruit, fruit_probability = levels.fruits[fruit_index], float(fruit_p[0, fruit_index])
         variety, variety_probability = None, None
@@ -294,7 +294,8 @@ def describe(source: str, prediction: Prediction) -> str:
     elif prediction.known:
         head += f" ({prediction.probability:.1%})"
     lines = [head + (f" — {prediction.reason}" if prediction.reason else "")]
-    lines += [f"  {i}. {label:<24} {p:.1%}" for i, (label, p) in enumerate(prediction.top, 1)]
+    ranked = enumerate(prediction.top_fruits, 1)
+    lines += [f"  {i}. {label:<24} {p:.1%}" for i, (label, p) in ranked]
     if prediction.info:
         info = prediction.info
         lines += [

@@ -51,11 +51,11 @@ def test_a_known_test_image_gets_its_class_and_the_fruit_facts(predictor, sample
     assert prediction.reason is None
     assert prediction.info is not None and prediction.info.label == label
     assert prediction.variety == label and prediction.level == "variety"
-    assert prediction.fruit == prediction.info.fruit == prediction.top[0][0]
-    assert prediction.top_varieties[0] == (label, prediction.probability)
+    assert prediction.fruit == prediction.info.fruit == prediction.top_fruits[0][0]
+    assert prediction.top[0] == (label, prediction.probability)  # varieties, as before
     assert prediction.fruit_probability >= prediction.probability
-    assert len(prediction.top) == 3
-    probabilities = [p for _, p in prediction.top]
+    assert len(prediction.top) == len(prediction.top_fruits) == 3
+    probabilities = [p for _, p in prediction.top_fruits]
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-9
     assert prediction.probability >= predictor.threshold
     assert prediction.similarity > predictor.min_similarity
@@ -81,7 +81,7 @@ def test_a_high_threshold_turns_answers_into_unknown(trained, weights_path, samp
     prediction = strict.predict(_test_image(sample_dir, "Banana"))
     assert prediction.label == UNKNOWN
     assert prediction.reason.startswith("low confidence")
-    assert prediction.top[0][0] == "banana" and prediction.top_varieties[0][0] == "Banana"
+    assert prediction.top_fruits[0][0] == "banana" and prediction.top[0][0] == "Banana"
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,7 @@ def test_real_grocery_photos_get_the_fruit_first(predictor, grocery_dir):
     assert len(pears) >= len(photos) - 2
     for answer in pears:
         as_dict = answer.as_dict()
-        assert as_dict["fruit"] == "pear" and as_dict["top"][0]["label"] == "pear"
+        assert as_dict["fruit"] == "pear" and as_dict["top_fruits"][0]["label"] == "pear"
         if answer.variety is None:
             assert answer.label == "pear" and answer.info.level == "fruit"
             assert answer.info.species == "Pyrus communis"
