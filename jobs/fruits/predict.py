@@ -208,6 +208,18 @@ class Predictor:
 
     @property
     def labels(self) -> tuple[str, ...]:
+        """The varieties the model can name (what ``top`` lists; the classifier's labels of a
+        model trained before sources and fruits existed)."""
+        return self.levels.varieties
+
+    @property
+    def fruits(self) -> tuple[str, ...]:
+        """The fruits the model can answer."""
+        return self.levels.fruits
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The classifier's classes (``<source>/<class path>``)."""
         return self.pipeline.labels
 
     @property

@@ -174,3 +174,10 @@ def test_test_time_views_average_the_crops(trained, predictor, weights_path, sam
     answer = multi.predict(image)
     assert answer.fruit == "kiwi"
     assert answer.fruit_probability != predictor.predict(image).fruit_probability
+
+
+def test_the_predictor_names_its_varieties_fruits_and_classes(predictor, trained, sample_dir):
+    varieties = {p.name for p in (sample_dir / "Training").iterdir()}
+    assert set(predictor.labels) == varieties  # grocery classes add no new variety here
+    assert {"apple", "pear", "watermelon", "tomato"} <= set(predictor.fruits)
+    assert list(predictor.classes) == trained.labels
