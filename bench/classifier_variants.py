@@ -51,6 +51,8 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
+    from pyspark.sql import functions as F
+
     from fruits import corpus, job, train
     from fruits.classifier import ClassifierConfig
     from fruits.spark import get_spark
@@ -58,10 +60,11 @@ def main() -> None:
 
     spark = get_spark("fruits-classifier-variants")
     spark.sparkContext.setLogLevel("ERROR")
-    features = corpus.current_features(spark, RunPaths((), args.root, args.ds)).drop("ds")
+    features = corpus.current_features(spark, RunPaths((), args.root, args.ds))
     scratch = RunPaths((), tempfile.mkdtemp(prefix="fruits-variants-"), args.ds)
     copy = job.JobRun.create(scratch, retention_hours=0)
-    features.write.parquet(copy.output("features"))
+    events = features.withColumn("status", F.lit(corpus.FEATURIZED))
+    corpus.as_events(events).write.parquet(copy.output("features"))
     copy.publish("features", None, {})
 
     rows = []
