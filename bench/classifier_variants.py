@@ -1,73 +1,89 @@
-"""Compare classifier variants on featurize output: Test accuracy, macro-F1, fit time.
+"""Compare classifier variants with the real train stage: per-domain figures and fit time.
 
-    PYTHONPATH=jobs .venv/bin/python bench/classifier_variants.py output/features \\
-        --variant "classifier='lr', k=256" --variant "classifier='mlp', k=128"
+    .venv/bin/python bench/classifier_variants.py --root output --ds 2026-11-26 \\
+        --variant "k=256" --variant "k=128,reg_param=0.01" --variant "classifier='mlp',k=128"
 
-Each variant is ``fruits.classifier.ClassifierConfig`` keyword arguments; the defaults below
-are the ones recorded in docs/classifier.md. Prints a Markdown table.
+Reads the corpus of ``--root`` as of ``--ds`` (every source, as the train stage sees it),
+copies it once into a scratch root and runs :func:`fruits.train.run` there for each variant
+(``fruits.classifier.ClassifierConfig`` fields, ``name=value`` pairs, values as Python literals).
+Prints a Markdown table: Fruits-360-like ``variety`` domains, ``fruit`` domains (top-1/top-3,
+answered) and ``unknown`` domains (refused), the stage's seconds and how the fit ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
+import tempfile
 import time
+from typing import Any
 
 DEFAULT_VARIANTS = (
-    "k=1280, scale=False, reg_param=0.0",
-    "k=1280, scale=False, reg_param=0.001",
-    "k=128, scale=False, reg_param=0.01",
-    "k=128, scale=True, reg_param=0.01",
-    "k=64, reg_param=0.001",
-    "k=128, reg_param=0.001",
-    "k=256, reg_param=0.001",
-    "k=256, reg_param=0.0001",
-    "k=512, reg_param=0.001",
-    "classifier='mlp', k=128, hidden=(256,), max_iter=300",
-    "classifier='mlp', k=256, hidden=(512,), max_iter=300",
+    "k=256",
+    "k=128,reg_param=0.01",
+    "k=512",
+    "classifier='mlp',k=256,hidden=(512,)",
 )
+
+
+def parse_variant(text: str) -> dict[str, Any]:
+    """``"k=256,hidden=(512,)"`` → ``{"k": 256, "hidden": (512,)}`` (literals only)."""
+    fields: dict[str, Any] = {}
+    for part in ast.parse(f"f({text})", mode="eval").body.keywords:  # type: ignore[attr-defined]
+        fields[part.arg] = ast.literal_eval(part.value)
+    return fields
+
+
+def _cell(domain: dict[str, Any]) -> str:
+    if domain["level"] == "unknown":
+        return f"refused {domain['unknown_rate']:.1%} (n {domain['n']})"
+    answered = f", answered {domain['answered']:.1%}" if domain["level"] == "fruit" else ""
+    return f"{domain['top1']:.1%} / {domain['top3']:.1%}{answered} (n {domain['n']})"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("features", help="featurize output (Parquet)")
-    p.add_argument("--variant", action="append", help="ClassifierConfig keyword arguments")
+    p.add_argument("--root", required=True, help="a pipeline output root (its features)")
+    p.add_argument("--ds", required=True, help="the date whose corpus is compared")
+    p.add_argument("--variant", action="append", help="ClassifierConfig fields, name=value,…")
     args = p.parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
-    from pyspark.ml.feature import StringIndexer
-    from pyspark.ml.functions import array_to_vector
-    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
 
-    from fruits import evaluation
-    from fruits.classifier import LABEL_COL, ClassifierConfig, build_pipeline
-    from fruits.config import SPARK_CONF
+    from fruits import corpus, job, train
+    from fruits.classifier import ClassifierConfig
+    from fruits.spark import get_spark
+    from fruits.stages import RunPaths
 
-    builder = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
-    for key, value in {**SPARK_CONF, "spark.sql.shuffle.partitions": "4"}.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = get_spark("fruits-classifier-variants")
     spark.sparkContext.setLogLevel("ERROR")
-    data = spark.read.parquet(args.features).withColumn("vector", array_to_vector("features"))
-    train = data.filter("split = 'Training'").cache()
-    test = data.filter("split = 'Test'").cache()
-    labels = StringIndexer(inputCol="label", outputCol=LABEL_COL).fit(train)
-    print(f"{train.count()} Training, {test.count()} Test images, {len(labels.labels)} classes")
-    print("| variant | Test accuracy | macro-F1 | errors | fit (s) |\n|---|---|---|---|---|")
+    features = corpus.current_features(spark, RunPaths((), args.root, args.ds))
+    scratch = RunPaths((), tempfile.mkdtemp(prefix="fruits-variants-"), args.ds)
+    copy = job.JobRun.create(scratch, retention_hours=0)
+    events = features.withColumn("status", F.lit(corpus.FEATURIZED))
+    corpus.as_events(events).write.parquet(copy.output("features"))
+    copy.publish("features", None, {})
+
+    rows = []
     for variant in args.variant or DEFAULT_VARIANTS:
-        config = ClassifierConfig(**eval(f"dict({variant})"))  # trusted command-line input
+        config = ClassifierConfig(**parse_variant(variant))
         started = time.time()
-        model = build_pipeline(config, labels).fit(train)
+        report = train.run(spark, job.JobRun.create(scratch, retention_hours=0), config)
         seconds = time.time() - started
-        counts = model.transform(test).groupBy(LABEL_COL, "prediction").count().collect()
-        matrix = evaluation.confusion_matrix(counts, len(labels.labels))
-        summary = evaluation.summarize(matrix, labels.labels)
-        errors = summary["n"] - int(matrix.trace())
+        rows.append((variant, report, seconds))
+        print(f"{variant}: {seconds:.0f} s", file=sys.stderr, flush=True)
+    names = sorted({name for _, report, _ in rows for name in report["domains"]})
+    print("| variant | " + " | ".join(names) + " | fit | train s |")
+    print("|---" * (len(names) + 3) + "|")
+    for variant, report, seconds in rows:
+        cells = [_cell(report["domains"][n]) if n in report["domains"] else "—" for n in names]
+        fit = report["fit"]
         print(
-            f"| `{variant}` | {summary['accuracy']:.2%} | {summary['macro_f1']:.4f} "
-            f"| {errors} | {seconds:.0f} |",
-            flush=True,
+            f"| `{variant}` | " + " | ".join(cells) + f" | {fit['fitted_on']}, "
+            f"{fit.get('iterations')} it. | {seconds:.0f} |"
         )
     spark.stop()
 

@@ -64,22 +64,30 @@ def confusions(matrix: np.ndarray, labels: Sequence[str]) -> list[dict[str, Any]
     return sorted(cells, key=lambda c: (-c["count"], c["label"], c["predicted"]))
 
 
-def plot_confusion(matrix: np.ndarray, labels: Sequence[str], title: str) -> bytes:
-    """PNG of the row-normalised confusion matrix (recall on the diagonal)."""
+def plot_confusion(
+    matrix: np.ndarray,
+    labels: Sequence[str],
+    title: str,
+    columns: Sequence[str] | None = None,
+) -> bytes:
+    """PNG of the row-normalised confusion matrix (recall on the diagonal); ``columns``: the
+    answers' labels when they differ from the rows' (e.g. with an ``unknown`` column)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(labels)
+    columns = list(labels if columns is None else columns)
+    n, m = len(labels), len(columns)
     shares = _ratio(matrix.astype(float), matrix.sum(axis=1, keepdims=True))
-    size = max(6.0, 0.16 * n + 3)
+    size = max(6.0, 0.16 * max(n, m) + 3)
     fig, ax = plt.subplots(figsize=(size, size * 0.92))
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    font = 8 if n <= 30 else 5
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=font)
+    font = 8 if max(n, m) <= 30 else 5
+    ax.set_xticks(range(m), columns, rotation=90, fontsize=font)
     ax.set_yticks(range(n), labels, fontsize=font)
-    errors = np.argwhere((matrix > 0) & ~np.eye(n, dtype=bool))
+    same = np.array([[row == column for column in columns] for row in labels], dtype=bool)
+    errors = np.argwhere((matrix > 0) & ~same.reshape(n, m))
     for i, j in errors:  # mark every mistake, however small its share
         ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=font, color="red")
     ax.set(xlabel="predicted", ylabel="true", title=title)

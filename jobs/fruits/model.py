@@ -17,7 +17,9 @@ import numpy as np
 from fruits.config import FEATURE_DIM, IMAGE_SIZE, INFERENCE_BATCH_SIZE
 from fruits.errors import InputError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+# Before TensorFlow is first imported: hide its C++ INFO lines (oneDNN and CPU-instruction
+# notices, printed by every process), keep its warnings (e.g. an allocation over 10 % of memory).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 
 class WeightsUnavailable(InputError):

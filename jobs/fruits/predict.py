@@ -3,11 +3,13 @@
     python -m fruits.predict photo.jpg --model output/model/ds=2026-11-26 --weights WEIGHTS
 
 :class:`Predictor` loads the network and the train stage's output once; each prediction then
-decodes the image as the pipeline does (:func:`fruits.images.decode_for_model`), extracts its
-features (:func:`fruits.model.extract_features`) and applies the saved Spark ML pipeline with
-numpy (:class:`fruits.saved_pipeline.NumpyPipeline`). The answer is ``"unknown"`` when the top
-probability is below the threshold, or when the photo is unlike every training image
-(:mod:`fruits.novelty`). Undecodable files raise :class:`fruits.images.ImageRejected`.
+decodes the image as the pipeline does (:func:`fruits.images.decode_for_model`; with the
+model's test-time views, :func:`fruits.augmentation.decode_views`), extracts its features
+(:func:`fruits.model.extract_features`) and applies the saved Spark ML pipeline with numpy
+(:class:`fruits.saved_pipeline.NumpyPipeline`). The answer (:mod:`fruits.answers`) is the fruit
+and, when the model is sure, its variety; or ``"unknown"`` when the photo is unlike every
+training image (:mod:`fruits.novelty`), is more likely "not a fruit we know" than any fruit, or
+no fruit reaches the threshold. Undecodable files raise :class:`fruits.images.ImageRejected`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +27,35 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from fruits import catalog, novelty
-from fruits.config import DEFAULT_WEIGHTS, MIN_SIMILARITY, PREDICT_THRESHOLD
+from fruits.answers import UNKNOWN, ClassLevels, Rules, decide
+from fruits.augmentation import decode_views
+from fruits.config import (
+    DEFAULT_WEIGHTS,
+    MIN_SIMILARITY,
+    PREDICT_THRESHOLD,
+    VARIETY_THRESHOLD,
+)
 from fruits.errors import InputError
-from fruits.fruit_info import FruitInfo, info_for
-from fruits.images import ImageRejected, decode_for_model
+from fruits.fruit_info import FruitInfo, catalogue, fruit_facts, info_for
+from fruits.images import ImageRejected
 from fruits.model import extract_features, load_network
 from fruits.saved_pipeline import NumpyPipeline, filesystem, is_dir
+from fruits.sources import normalise_fruit
 
-UNKNOWN = "unknown"
 TOP_K = 3
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """The answer for one photo: ``label`` is a class name or ``"unknown"`` (see ``reason``)."""
+    """The answer for one photo at two levels.
+
+    ``fruit`` (``pear``) or None when the answer is ``unknown`` (see ``reason``); ``variety``
+    (``Pear Abate``) when the model is sure of it, else None. ``label`` is the most precise
+    answer (the variety, else the fruit, else ``"unknown"``) and ``probability`` its
+    probability; ``top``: the three likeliest varieties (the classifier's labels, as before
+    fruits existed), ``top_fruits``: the three likeliest fruits; ``info``: the facts of the
+    variety, else of the fruit (None when unknown).
+    """
 
     label: str
     probability: float
@@ -46,17 +63,40 @@ class Prediction:
     top: list[tuple[str, float]]
     info: FruitInfo | None
     reason: str | None = None
+    fruit: str | None = None
+    fruit_probability: float = 0.0
+    variety: str | None = None
+    variety_probability: float | None = None
+    top_fruits: list[tuple[str, float]] = field(default_factory=list)
+    not_fruit_probability: float = 0.0
 
     @property
     def known(self) -> bool:
         return self.label != UNKNOWN
 
+    @property
+    def level(self) -> str:
+        """``variety``, ``fruit`` or ``unknown``: how precise the answer is."""
+        return "variety" if self.variety else "fruit" if self.fruit else UNKNOWN
+
     def as_dict(self) -> dict[str, Any]:
+        def pairs(items: list[tuple[str, float]]) -> list[dict[str, Any]]:
+            return [{"label": label, "probability": round(p, 6)} for label, p in items]
+
         return {
             "label": self.label,
+            "level": self.level,
             "probability": round(self.probability, 6),
+            "fruit": self.fruit,
+            "fruit_probability": round(self.fruit_probability, 6),
+            "variety": self.variety,
+            "variety_probability": (
+                None if self.variety_probability is None else round(self.variety_probability, 6)
+            ),
+            "not_fruit_probability": round(self.not_fruit_probability, 6),
             "similarity": None if self.similarity is None else round(self.similarity, 6),
-            "top": [{"label": label, "probability": round(p, 6)} for label, p in self.top],
+            "top": pairs(self.top),
+            "top_fruits": pairs(self.top_fruits),
             "info": self.info.as_dict() if self.info else None,
             "reason": self.reason,
         }
@@ -93,8 +133,8 @@ def _model_folders(uri: str) -> tuple[str, str]:
     raise InputError(f"no saved model at {uri} (expected the train stage's output folder)")
 
 
-def _read_report(root: str) -> dict[str, Any]:
-    fs, path = filesystem(f"{root}/report.json")
+def _read_json(uri: str) -> dict[str, Any]:
+    fs, path = filesystem(uri)
     try:
         return json.loads(_read(fs, path).decode("utf-8"))
     except FileNotFoundError:
@@ -110,40 +150,92 @@ def _read_reference(root: str) -> np.ndarray | None:
     return novelty.unit_rows(flat.reshape(len(column), -1))
 
 
+def class_levels(labels: Sequence[str], classes: dict[str, Any]) -> ClassLevels:
+    """The classes' fruits and varieties from ``classes.json``; for a model saved before it
+    existed, each label is a catalogue variety (its fruit) or a fruit of its own name."""
+    listed = {c["class"]: (c["fruit"], c["variety"]) for c in classes.get("classes", [])}
+    known = catalogue()
+    what = {
+        label: listed.get(label)
+        or ((known[label], label) if label in known else (normalise_fruit(label), None))
+        for label in labels
+    }
+    return ClassLevels.build(labels, what)
+
+
 class Predictor:
-    """Loads the network and the trained model once; :meth:`predict` answers per photo."""
+    """Loads the network and the trained model once; :meth:`predict` answers per photo.
+
+    ``threshold``, ``variety_threshold``, ``min_similarity`` and ``test_views`` default to the
+    rules the model was evaluated with (its ``classes.json``), else to the configured ones.
+    """
 
     def __init__(
         self,
         model: str,
         weights: str = DEFAULT_WEIGHTS,
-        threshold: float = PREDICT_THRESHOLD,
+        threshold: float | None = None,
         min_similarity: float | None = None,
-        network=None,
+        variety_threshold: float | None = None,
+        test_views: int | None = None,
+        network: Any = None,
     ) -> None:
         """``network``: an already loaded MobileNetV2 to share (``weights`` is then unused)."""
         root, model_dir = _model_folders(model)
         self.pipeline = NumpyPipeline.load(model_dir)
         self.reference = _read_reference(root)
-        report_novelty = _read_report(root).get("novelty", {})
-        self.threshold = threshold
-        self.min_similarity = (
-            min_similarity
-            if min_similarity is not None
-            else report_novelty.get("min_similarity", MIN_SIMILARITY)
+        classes = _read_json(f"{root}/classes.json")
+        saved = {
+            "threshold": PREDICT_THRESHOLD,
+            "variety_threshold": VARIETY_THRESHOLD,
+            "min_similarity": _read_json(f"{root}/report.json")
+            .get("novelty", {})
+            .get("min_similarity", MIN_SIMILARITY),
+            "test_views": 1,
+            **classes.get("rules", {}),
+        }
+        self.levels = class_levels(self.pipeline.labels, classes)
+        self.rules = Rules(
+            saved["threshold"] if threshold is None else threshold,
+            saved["variety_threshold"] if variety_threshold is None else variety_threshold,
+            saved["min_similarity"] if min_similarity is None else min_similarity,
+            float(saved.get("temperature", 1.0)),
         )
+        self.test_views = int(saved["test_views"] if test_views is None else test_views)
         self.network = (
             network if network is not None else load_network(weights, read_bytes=read_image)
         )
 
     @property
     def labels(self) -> tuple[str, ...]:
+        """The varieties the model can name (what ``top`` lists; the classifier's labels of a
+        model trained before sources and fruits existed)."""
+        return self.levels.varieties
+
+    @property
+    def fruits(self) -> tuple[str, ...]:
+        """The fruits the model can answer."""
+        return self.levels.fruits
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The classifier's classes (``<source>/<class path>``)."""
         return self.pipeline.labels
 
+    @property
+    def threshold(self) -> float:
+        return self.rules.threshold
+
+    @property
+    def min_similarity(self) -> float | None:
+        return self.rules.min_similarity
+
     def features(self, images: Sequence[str | Path | bytes]) -> np.ndarray:
-        """``n×1280`` MobileNetV2 features; raises ImageRejected for an undecodable image."""
-        arrays = [decode_for_model(read_image(image)) for image in images]
-        return extract_features(self.network, np.stack(arrays))
+        """``n×views×1280`` MobileNetV2 features of each photo's test views (``views`` =
+        ``test_views``); raises ImageRejected for an undecodable image."""
+        arrays = [decode_views(read_image(image), self.test_views) for image in images]
+        flat = extract_features(self.network, np.concatenate(arrays))
+        return flat.reshape(len(images), self.test_views, -1)
 
     def predict(self, image: str | Path | bytes) -> Prediction:
         """The answer for one photo (path, URI or bytes)."""
@@ -151,39 +243,71 @@ class Predictor:
 
     def predict_arrays(self, arrays: np.ndarray) -> list[Prediction]:
         """Answers for ``n×224×224×3`` decoded images (:func:`fruits.images.prepare_for_model`),
-        in one inference call."""
+        in one inference call: one view per photo, whatever ``test_views`` says (the views
+        need the full-size image, :func:`fruits.augmentation.decode_views`)."""
         return [self.answer(row) for row in extract_features(self.network, arrays)]
 
     def answer(self, features: np.ndarray) -> Prediction:
-        """The answer for one feature vector."""
-        probabilities = self.pipeline.predict_proba(features)[0]
-        order = np.argsort(probabilities)[::-1][:TOP_K]
-        top = [(self.labels[i], float(probabilities[i])) for i in order]
-        best, probability = top[0]
+        """The answer for one photo's feature vector, or its views' (``views×1280``: class
+        probabilities averaged; the novelty check on the first, the photo itself)."""
+        views = np.atleast_2d(features)
+        mean = self.pipeline.predict_proba(views).mean(axis=0, keepdims=True)
+        probabilities = self.rules.calibrated(mean)
         similarity = None
         if self.reference is not None:
-            unit = novelty.unit_rows(features)
+            unit = novelty.unit_rows(views[:1])
             similarity = float(novelty.nearest_similarity(unit, self.reference)[0])
-        reason = None
-        if similarity is not None and similarity < self.min_similarity:
-            reason = (
-                f"unlike every training image (similarity {similarity:.2f} "
-                f"< {self.min_similarity:.2f})"
-            )
-        elif probability < self.threshold:
-            reason = f"low confidence ({probability:.2f} < {self.threshold:.2f})"
-        if reason:
-            return Prediction(UNKNOWN, probability, similarity, top, None, reason)
-        return Prediction(best, probability, similarity, top, info_for(best))
+        levels = self.levels
+        seen = None if similarity is None else np.array([similarity])
+        decided = decide(levels, probabilities, self.rules, seen)
+        fruit_p, not_fruit = levels.fruit_probabilities(probabilities)
+        variety_p = levels.variety_probabilities(probabilities)
+        top_fruits = _ranked(levels.fruits, fruit_p[0])
+        common = {
+            "similarity": similarity,
+            "top": _ranked(levels.varieties, variety_p[0]),
+            "top_fruits": top_fruits,
+            "not_fruit_probability": float(not_fruit[0]),
+        }
+        fruit_index, variety_index = int(decided.fruit[0]), int(decided.variety[0])
+        if fruit_index < 0:
+            best = top_fruits[0][1] if top_fruits else 0.0
+            return Prediction(UNKNOWN, best, info=None, reason=decided.reason[0], **common)
+        fruit, fruit_probability = levels.fruits[fruit_index], float(fruit_p[0, fruit_index])
+        variety, variety_probability = None, None
+        if variety_index >= 0:
+            variety = levels.varieties[variety_index]
+            variety_probability = float(variety_p[0, variety_index])
+        info = (info_for(variety) if variety else None) or fruit_facts(fruit)
+        return Prediction(
+            variety or fruit,
+            variety_probability if variety else fruit_probability,
+            info=info,
+            fruit=fruit,
+            fruit_probability=fruit_probability,
+            variety=variety,
+            variety_probability=variety_probability,
+            **common,
+        )
+
+
+def _ranked(names: Sequence[str], probabilities: np.ndarray) -> list[tuple[str, float]]:
+    order = np.argsort(-probabilities, kind="stable")[:TOP_K]
+    return [(names[i], float(probabilities[i])) for i in order]
 
 
 def describe(source: str, prediction: Prediction) -> str:
     """A few readable lines for the command line."""
     head = f"{source}: {prediction.label}"
-    if prediction.known:
+    if prediction.variety:
+        head = f"{source}: {prediction.fruit} ({prediction.fruit_probability:.1%}), " + (
+            f"variety {prediction.variety} ({prediction.probability:.1%})"
+        )
+    elif prediction.known:
         head += f" ({prediction.probability:.1%})"
     lines = [head + (f" — {prediction.reason}" if prediction.reason else "")]
-    lines += [f"  {i}. {label:<24} {p:.1%}" for i, (label, p) in enumerate(prediction.top, 1)]
+    ranked = enumerate(prediction.top_fruits, 1)
+    lines += [f"  {i}. {label:<24} {p:.1%}" for i, (label, p) in ranked]
     if prediction.info:
         info = prediction.info
         lines += [
@@ -208,13 +332,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold",
         type=float,
-        default=PREDICT_THRESHOLD,
-        help="below this top probability the answer is 'unknown' (default %(default)s)",
+        help="below this fruit probability the answer is 'unknown' "
+        f"(default: the model's rules, else {PREDICT_THRESHOLD})",
+    )
+    p.add_argument(
+        "--variety-threshold",
+        type=float,
+        help="below this the variety is not named "
+        f"(default: the model's rules, else {VARIETY_THRESHOLD})",
     )
     p.add_argument(
         "--min-similarity",
         type=float,
-        help=f"novelty cut-off (default: the model's report, else {MIN_SIMILARITY})",
+        help=f"novelty cut-off (default: the model's rules, else {MIN_SIMILARITY})",
+    )
+    p.add_argument(
+        "--test-views",
+        type=int,
+        help="views averaged per photo, 1 or 7 (default: as the model was evaluated)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     return p
@@ -224,7 +359,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 when every image was answered, 2 when an input or the model is unusable."""
     args = parser().parse_args(argv)
     try:
-        predictor = Predictor(args.model, args.weights, args.threshold, args.min_similarity)
+        predictor = Predictor(
+            args.model,
+            args.weights,
+            args.threshold,
+            args.min_similarity,
+            args.variety_threshold,
+            args.test_views,
+        )
     except InputError as exc:
         print(f"fruits-predict: error: {exc}", file=sys.stderr)
         return 2

@@ -4,7 +4,8 @@ Spark ML writes each fitted stage as ``metadata/`` (one JSON line: class and par
 ``data/`` (Parquet). The stages the train stage uses are linear algebra that numpy redoes
 exactly: ``StandardScalerModel`` (shift, scale), ``PCAModel`` (projection),
 ``LogisticRegressionModel`` (softmax of affine margins) and
-``MultilayerPerceptronClassificationModel`` (sigmoid layers, softmax on top).
+``MultilayerPerceptronClassificationModel`` (sigmoid layers, softmax on top). The loaded
+pipeline is plain data (arrays in dataclasses): it pickles, so Spark can broadcast it.
 ``StringIndexerModel`` (only needed for training labels) is skipped; class names come from the
 ``IndexToString`` stage. Files are read with pyarrow, so local paths and ``s3://`` URIs work.
 """
@@ -95,34 +96,77 @@ def softmax(margins: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def _scaler(meta: dict[str, Any], data: dict[str, Any]):
+@dataclass(frozen=True)
+class Affine:
+    """``(x - shift) * scale``: a fitted ``StandardScalerModel``."""
+
+    shift: np.ndarray | float
+    scale: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.shift) * self.scale
+
+
+@dataclass(frozen=True)
+class Linear:
+    """``x @ weights (+ bias)``, then softmax (``softmax``) or nothing: PCA, multinomial LR."""
+
+    weights: np.ndarray
+    bias: np.ndarray | float = 0.0
+    softmax: bool = False
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = x @ self.weights + self.bias
+        return softmax(out) if self.softmax else out
+
+
+@dataclass(frozen=True)
+class Binomial:
+    """A binomial ``LogisticRegressionModel``: [P(0), P(1)]."""
+
+    coefficients: np.ndarray
+    intercept: float
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        positive = 1.0 / (1.0 + np.exp(-(x @ self.coefficients + self.intercept)))
+        return np.column_stack([1.0 - positive, positive])
+
+
+@dataclass(frozen=True)
+class Perceptron:
+    """Sigmoid hidden layers, softmax on top: ``MultilayerPerceptronClassificationModel``."""
+
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        for w, b in self.layers[:-1]:
+            x = 1.0 / (1.0 + np.exp(-(x @ w + b)))
+        w, b = self.layers[-1]
+        return softmax(x @ w + b)
+
+
+def _scaler(meta: dict[str, Any], data: dict[str, Any]) -> Affine:
     mean = vector(data["mean"]) if meta["params"].get("withMean", False) else 0.0
     std = vector(data["std"])
     scale = np.divide(1.0, std, out=np.zeros_like(std), where=std != 0)
     if not meta["params"].get("withStd", True):
         scale = np.ones_like(std)
-    return lambda x: (x - mean) * scale
+    return Affine(mean, scale)
 
 
-def _pca(meta: dict[str, Any], data: dict[str, Any]):
-    pc = matrix(data["pc"])  # features × k
-    return lambda x: x @ pc
+def _pca(meta: dict[str, Any], data: dict[str, Any]) -> Linear:
+    return Linear(matrix(data["pc"]))  # features × k
 
 
-def _logistic(meta: dict[str, Any], data: dict[str, Any]):
+def _logistic(meta: dict[str, Any], data: dict[str, Any]) -> Linear | Binomial:
     coefficients = matrix(data["coefficientMatrix"])  # classes × features (1 row if binomial)
     intercepts = vector(data["interceptVector"])
     if data["isMultinomial"]:
-        return lambda x: softmax(x @ coefficients.T + intercepts)
-
-    def binomial(x: np.ndarray) -> np.ndarray:
-        positive = 1.0 / (1.0 + np.exp(-(x @ coefficients[0] + intercepts[0])))
-        return np.column_stack([1.0 - positive, positive])
-
-    return binomial
+        return Linear(coefficients.T, intercepts, softmax=True)
+    return Binomial(coefficients[0], float(intercepts[0]))
 
 
-def _perceptron(meta: dict[str, Any], data: dict[str, Any]):
+def _perceptron(meta: dict[str, Any], data: dict[str, Any]) -> Perceptron:
     layers = [int(n) for n in meta["params"]["layers"]]
     weights = vector(data["weights"])
     affine, offset = [], 0
@@ -132,14 +176,7 @@ def _perceptron(meta: dict[str, Any], data: dict[str, Any]):
         b = weights[offset + n_in * n_out : offset + n_in * n_out + n_out]
         affine.append((w, b))
         offset += n_in * n_out + n_out
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        for w, b in affine[:-1]:
-            x = 1.0 / (1.0 + np.exp(-(x @ w + b)))
-        w, b = affine[-1]
-        return softmax(x @ w + b)
-
-    return forward
+    return Perceptron(tuple(affine))
 
 
 _TRANSFORMS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -49,4 +50,7 @@ def get_spark(app_name: str) -> SparkSession:
         conf.setIfMissing("spark.sql.shuffle.partitions", str(4 * cpus))
     spark = SparkSession.builder.appName(app_name).config(conf=conf).getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("FRUITS_SPARK_LOG_LEVEL", "WARN"))
+    # py4j logs every gateway connection at INFO/DEBUG once logging is configured (Airflow):
+    # keep its warnings and errors only.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     return spark

@@ -50,8 +50,12 @@ def test_a_known_test_image_gets_its_class_and_the_fruit_facts(predictor, sample
     assert prediction.label == label
     assert prediction.reason is None
     assert prediction.info is not None and prediction.info.label == label
-    assert len(prediction.top) == 3 and prediction.top[0] == (label, prediction.probability)
-    probabilities = [p for _, p in prediction.top]
+    assert prediction.variety == label and prediction.level == "variety"
+    assert prediction.fruit == prediction.info.fruit == prediction.top_fruits[0][0]
+    assert prediction.top[0] == (label, prediction.probability)  # varieties, as before
+    assert prediction.fruit_probability >= prediction.probability
+    assert len(prediction.top) == len(prediction.top_fruits) == 3
+    probabilities = [p for _, p in prediction.top_fruits]
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-9
     assert prediction.probability >= predictor.threshold
     assert prediction.similarity > predictor.min_similarity
@@ -77,7 +81,7 @@ def test_a_high_threshold_turns_answers_into_unknown(trained, weights_path, samp
     prediction = strict.predict(_test_image(sample_dir, "Banana"))
     assert prediction.label == UNKNOWN
     assert prediction.reason.startswith("low confidence")
-    assert prediction.top[0][0] == "Banana"
+    assert prediction.top_fruits[0][0] == "banana" and prediction.top[0][0] == "Banana"
 
 
 @pytest.mark.parametrize(
@@ -132,3 +136,48 @@ def test_the_command_line_explains_a_missing_model(tmp_path, capsys):
 
     assert main(["x.jpg", "--model", str(tmp_path), "--weights", "imagenet"]) == 2
     assert "no saved model at" in capsys.readouterr().err
+
+
+def test_real_package_photos_are_not_a_fruit_we_know(predictor, grocery_dir):
+    photos = sorted((grocery_dir / "val/Packages/Milk/Arla-Standard-Milk").glob("*.jpg"))
+    answers = [predictor.predict(photo) for photo in photos]
+    refused = [a for a in answers if a.label == UNKNOWN]
+    assert len(photos) >= 4 and len(refused) >= len(photos) - 1
+    assert any(a.reason.startswith("not a fruit we know") for a in refused)
+    for answer in refused:
+        assert answer.fruit is None and answer.info is None
+        assert answer.as_dict()["level"] == "unknown" and answer.not_fruit_probability > 0
+
+
+def test_real_grocery_photos_get_the_fruit_first(predictor, grocery_dir):
+    """Conference pears: no Fruits-360 class is that variety, so the answer is "pear"."""
+    photos = sorted((grocery_dir / "val/Fruit/Pear/Conference").glob("*.jpg"))
+    answers = [predictor.predict(photo) for photo in photos]
+    pears = [a for a in answers if a.fruit == "pear"]
+    assert len(pears) >= len(photos) - 2
+    for answer in pears:
+        as_dict = answer.as_dict()
+        assert as_dict["fruit"] == "pear" and as_dict["top_fruits"][0]["label"] == "pear"
+        if answer.variety is None:
+            assert answer.label == "pear" and answer.info.level == "fruit"
+            assert answer.info.species == "Pyrus communis"
+        else:  # a pear variety the model is sure of
+            assert answer.info.fruit == "pear" and answer.info.level == "variety"
+
+
+def test_test_time_views_average_the_crops(trained, predictor, weights_path, sample_dir):
+    multi = Predictor(str(trained.output), str(weights_path), test_views=7)
+    image = _test_image(sample_dir, "Kiwi")
+    features = multi.features([image])
+    assert features.shape == (1, 7, 1280)
+    np.testing.assert_allclose(features[0, 0], predictor.features([image])[0, 0], atol=1e-5)
+    answer = multi.predict(image)
+    assert answer.fruit == "kiwi"
+    assert answer.fruit_probability != predictor.predict(image).fruit_probability
+
+
+def test_the_predictor_names_its_varieties_fruits_and_classes(predictor, trained, sample_dir):
+    varieties = {p.name for p in (sample_dir / "Training").iterdir()}
+    assert set(predictor.labels) == varieties  # grocery classes add no new variety here
+    assert {"apple", "pear", "watermelon", "tomato"} <= set(predictor.fruits)
+    assert list(predictor.classes) == trained.labels

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from grocery_subset import GROCERY_CLASSES, GROCERY_TRAIN_PER_CLASS
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import functions as F
 
 from fruits import train
-from fruits.classifier import ClassifierConfig
+from fruits.classifier import ClassifierConfig, fit_arrays, fit_dataframe, fits_on_driver
 from fruits.errors import InputError
 from fruits.saved_pipeline import NumpyPipeline
 from fruits.stages import STAGES, PipelineOptions
@@ -29,12 +30,15 @@ def _train(spark, features: str, root: Path, config: ClassifierConfig | None = N
 
 
 SMALL = ["Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
+SAMPLE, GROCERY = "fruits360-sample", "grocery-store-real"
+N_GROCERY_TRAIN = len(GROCERY_CLASSES) * GROCERY_TRAIN_PER_CLASS
 
 
 def test_test_split_accuracy_and_macro_f1_are_reported_and_high(trained):
     test = trained.report["test"]
-    assert trained.report["n_train"] == 81 * 30 and trained.report["n_test"] == 81 * 10
-    assert trained.report["classes"] == 81
+    assert trained.report["n_train"] == 81 * 30 + N_GROCERY_TRAIN
+    assert trained.report["n_test"] == 81 * 10  # the Test split: Fruits-360's only
+    assert trained.report["classes"] == 81 + len(GROCERY_CLASSES)
     assert test["accuracy"] > 0.95
     assert test["macro_f1"] > 0.95
     assert trained.summary["test"]["accuracy"] == test["accuracy"]
@@ -49,11 +53,13 @@ def test_test_split_accuracy_and_macro_f1_are_reported_and_high(trained):
 
 def test_report_has_per_class_figures_and_the_confusion_matrix(trained):
     test = trained.report["test"]
+    n = len(trained.labels)
     assert set(test["per_class"]) == set(trained.labels)
-    assert all(c["support"] == 10 for c in test["per_class"].values())
+    for name, figures in test["per_class"].items():
+        assert figures["support"] == (10 if name.startswith(f"{SAMPLE}/") else 0), name
     assert all(0.0 <= c["precision"] <= 1.0 for c in test["per_class"].values())
     matrix = np.array(test["confusion_matrix"])
-    assert matrix.shape == (81, 81) and matrix.sum() == 810
+    assert matrix.shape == (n, n) and matrix.sum() == 810
     assert np.trace(matrix) / 810 == pytest.approx(test["accuracy"])
     assert sum(c["count"] for c in test["confusions"]) == 810 - np.trace(matrix)
     png = (trained.output / "confusion_matrix.png").read_bytes()
@@ -81,10 +87,12 @@ def test_saved_pipeline_reloads_in_spark_and_numpy_gives_the_same_probabilities(
 
 def test_reference_set_and_novelty_calibration(trained, spark):
     reference = spark.read.parquet(str(trained.output / "reference"))
-    assert reference.count() == trained.report["novelty"]["reference_images"] == 2430
+    n = 2430 + N_GROCERY_TRAIN
+    assert reference.count() == trained.report["novelty"]["reference_images"] == n
+    assert {r.label for r in reference.select("label").distinct().collect()} == set(trained.labels)
     novelty = trained.report["novelty"]
-    assert novelty["test_similarity"]["p0"] > novelty["min_similarity"]
-    assert novelty["test_below_min_similarity"] == 0
+    sample_test = novelty["similarity_by_source_split"][f"{SAMPLE}/Test"]
+    assert sample_test["p0"] > novelty["min_similarity"]
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +170,92 @@ def test_train_is_the_last_stage_and_works_under_the_root_and_date():
     args = stage.args(run_paths, PipelineOptions())
     assert args[:4] == ["--root", "s3://bucket/out/", "--ds", "2026-11-26"]
     assert run_paths.partition("model") == "s3://bucket/out/model/ds=2026-11-26"
+
+
+def test_the_driver_fit_reaches_sparks_optimum_and_gives_the_same_model(small_features, spark):
+    """fit_arrays (numpy, on the driver) against fit_dataframe (Spark's own LR) on real
+    features: same objective, so the same predictions, and at least as low a loss."""
+    data = spark.read.parquet(small_features).withColumn("vector", array_to_vector("features"))
+    train_rows = data.filter("split = 'Training'")
+    labels = sorted(SMALL)
+    rows = train_rows.select("label", "features").toPandas()
+    x = np.stack(rows["features"].to_numpy())
+    y = rows["label"].map({label: i for i, label in enumerate(labels)}).to_numpy()
+    config = ClassifierConfig(k=16, reg_param=0.01)
+    on_driver, driver_info = fit_arrays(config, labels, x, y)
+    by_spark, spark_info = fit_dataframe(config, labels, train_rows)
+    assert (driver_info["fitted_on"], spark_info["fitted_on"]) == ("driver", "spark")
+    assert driver_info["converged"]
+    assert driver_info["loss"] <= spark_info["loss"] * (1 + 1e-6)
+
+    test = data.filter("split = 'Test' AND label IN ('Banana', 'Kiwi', 'Lemon', 'Pear')")
+    out = [
+        model.transform(test).select(vector_to_array("probability").alias("p"), "predicted_label")
+        for model in (on_driver, by_spark)
+    ]
+    driver_rows, spark_rows = out[0].collect(), out[1].collect()
+    assert [r.predicted_label for r in driver_rows] == [r.predicted_label for r in spark_rows]
+    np.testing.assert_allclose([r.p for r in driver_rows], [r.p for r in spark_rows], atol=0.01)
+    assert [type(s).__name__ for s in on_driver.stages] == [
+        type(s).__name__ for s in by_spark.stages
+    ]
+
+
+def test_only_small_lr_fits_on_the_driver():
+    lr, mlp = ClassifierConfig(), ClassifierConfig(classifier="mlp")
+    assert fits_on_driver(lr, 2430, 1280)
+    assert not fits_on_driver(lr, 10_000_000, 1280)
+    assert not fits_on_driver(mlp, 2430, 1280)
+
+
+def test_every_source_is_evaluated_per_domain_in_the_report(trained):
+    domains = trained.report["domains"]
+    assert set(domains) == {
+        f"{SAMPLE}/Test/variety",
+        f"{SAMPLE}/Test/fruit",
+        f"{GROCERY}/Validation/variety",  # Granny Smith: one Fruits-360 variety
+        f"{GROCERY}/Validation/fruit",
+        f"{GROCERY}/Validation/unknown",
+    }
+    variety, fruit = domains[f"{SAMPLE}/Test/variety"], domains[f"{SAMPLE}/Test/fruit"]
+    assert variety["level"] == "variety" and variety["n"] == 810 and variety["top1"] > 0.95
+    assert fruit["level"] == "fruit" and fruit["n"] == 810
+    assert fruit["top1"] >= variety["top1"] and fruit["top3"] >= fruit["top1"]
+    shop, refused = domains[f"{GROCERY}/Validation/fruit"], domains[f"{GROCERY}/Validation/unknown"]
+    val = trained.output.parents[3] / GROCERY / "val"
+    n_val = {c: len(list((val / c).glob("*.jpg"))) for c in GROCERY_CLASSES}
+    assert shop["n"] == sum(n for c, n in n_val.items() if c.startswith(("Fruit/", "Vegetables/T")))
+    assert refused["n"] == sum(n_val.values()) - shop["n"] and refused["level"] == "unknown"
+    assert 0.0 <= shop["answered"] <= 1.0 and shop["top3"] >= shop["top1"]
+    # Trained on 8 photos per grocery class, it still refuses most packages and carrots.
+    assert refused["unknown_rate"] >= 0.6
+    for name, figures in domains.items():
+        png = trained.output / figures["confusion_png"]
+        assert png.read_bytes()[:4] == b"\x89PNG", name
+    assert trained.summary["domains"] == domains
+
+
+def test_classes_json_says_what_each_class_is(trained):
+    saved = json.loads((trained.output / "classes.json").read_text())
+    classes = {c["class"]: c for c in saved["classes"]}
+    assert list(classes) == trained.labels  # the model's class order
+    assert classes[f"{SAMPLE}/Pear Abate"] | {"mapped_by": None} == {
+        "class": f"{SAMPLE}/Pear Abate",
+        "source": SAMPLE,
+        "class_path": "Pear Abate",
+        "fruit": "pear",
+        "variety": "Pear Abate",
+        "mapped_by": None,
+    }
+    assert classes[f"{GROCERY}/Fruit/Apple/Granny-Smith"]["variety"] == "Apple Granny Smith"
+    assert classes[f"{GROCERY}/Fruit/Pear/Conference"]["variety"] is None
+    assert classes[f"{GROCERY}/Fruit/Melon/Watermelon"]["fruit"] == "watermelon"
+    assert classes[f"{GROCERY}/Vegetables/Tomato/Vine-Tomato"]["fruit"] == "tomato"
+    assert classes[f"{GROCERY}/Vegetables/Carrots"]["fruit"] is None
+    assert saved["rules"]["test_views"] == 1  # no test-time views in this corpus
+    sources = trained.report["sources"]
+    assert sources[GROCERY]["fruit_map"] == "fruit_map.csv" and sources[SAMPLE]["fruit_map"] is None
+    assert trained.report["calibration"]["images"] == sum(
+        1 for _ in (trained.output.parents[3] / GROCERY / "val").rglob("*.jpg")
+    )
+    assert 0.2 <= trained.report["calibration"]["temperature"] <= 5.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fruits import evaluation, novelty
+from fruits import evaluation, novelty, softmax_regression
 from fruits.saved_pipeline import matrix, vector
 
 
@@ -61,3 +61,43 @@ def test_nearest_similarity_leave_one_out():
     loo = novelty.nearest_similarity(reference, reference, leave_one_out=True)
     assert loo[0] == pytest.approx(loo[1]) and loo[0] < 1.0
     assert loo[2] == pytest.approx(float(reference[1, 1]))
+
+
+def test_softmax_regression_gradient_and_spark_penalty():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)), rng.integers(0, 3, 40)
+    weights = rng.uniform(0.5, 2.0, 40)
+    reg = np.array([0.1, 0.2, 0.0, 0.3, 0.05])
+    f = softmax_regression.objective(x, y, 3, reg, weights)
+    params = rng.normal(size=3 * 5 + 3)
+    _, gradient = f(params)
+    step = 1e-6
+    numeric = [
+        (f(params + step * e)[0] - f(params - step * e)[0]) / (2 * step)
+        for e in np.eye(len(params))
+    ]
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-8)
+
+    fit = softmax_regression.fit(x, y, 3, reg_param=0.05, weights=weights)
+    assert fit.converged
+    assert abs(fit.intercepts.sum()) < 1e-9  # centred, as Spark centres them
+    _, g = softmax_regression.objective(x, y, 3, 0.05, weights)(
+        np.concatenate([fit.coefficients.ravel(), fit.intercepts])
+    )
+    assert np.abs(g).max() < 1e-5  # a stationary point of the convex objective: the optimum
+
+
+def test_softmax_regression_standardization_penalises_scaled_coefficients():
+    """Spark's standardization=True: the same fit as on features divided by their std."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 4)) * np.array([1.0, 10.0, 0.1, 3.0])
+    x[:, 2] = 5.0  # a constant feature keeps a zero coefficient
+    y = (x[:, 0] + x[:, 1] / 10 > 0).astype(int) + (x[:, 3] > 1).astype(int)
+    fit = softmax_regression.fit(x, y, 3, reg_param=0.1, standardization=True)
+    std = x.std(axis=0, ddof=1)
+    keep = std > 0
+    scaled = softmax_regression.fit(x[:, keep] / std[keep], y, 3, reg_param=0.1)
+    np.testing.assert_allclose(
+        fit.coefficients[:, keep] * std[keep], scaled.coefficients, atol=1e-4
+    )
+    assert (fit.coefficients[:, ~keep] == 0).all()
