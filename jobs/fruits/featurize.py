@@ -228,9 +228,7 @@ def run(
     reported = images.details.get("report", {}).get("loaded")  # load counted them: no job
     n_loaded = int(reported) if reported is not None else loaded.count()
     phase = Phases()
-    vectors, facts = _vectors(
-        spark, run, loaded, n_loaded, weights, batch_size, tf_threads, phase
-    )
+    vectors, facts = _vectors(spark, run, loaded, n_loaded, weights, batch_size, tf_threads, phase)
 
     events = day.drop("content", "format", "width", "height", "mode")
     joined = events.join(vectors, "image_id", "left")
@@ -311,9 +309,7 @@ def _vectors(
         model = model_id(weight_arrays)
     # Only the known vectors of today's contents: a small join, not the whole corpus's.
     todays = loaded.select("image_id").distinct()
-    reused = (
-        reusable_vectors(spark, run.paths, model).join(todays, "image_id", "left_semi").cache()
-    )
+    reused = reusable_vectors(spark, run.paths, model).join(todays, "image_id", "left_semi").cache()
     todo = (
         loaded.select("image_id", "content", "length")
         .dropDuplicates(["image_id"])
