@@ -136,11 +136,18 @@ class RequestMetrics:
 def answer(
     prediction: Prediction, model: LoadedModel, request_id: str, image: decoding.Decoded
 ) -> dict[str, Any]:
-    """``Prediction.as_dict()`` and around it what the app needs: ids, names, model, image."""
+    """``Prediction.as_dict()`` and around it what the app needs: ids, names, model, image.
+
+    ``fruit`` and ``variety`` are the names to show (the facts' common name and cultivar);
+    the prediction's own keys stay as ``fruit_key`` (``apple``) and ``variety_label``
+    (``Apple Braeburn``).
+    """
     payload = prediction.as_dict()
-    for key, value in catalogue.names(prediction.label if prediction.known else None).items():
-        payload.setdefault(key, value)
-    payload.setdefault("id", catalogue.fruit_id(prediction.label) if prediction.known else None)
+    payload["fruit_key"], payload["variety_label"] = payload.pop("fruit"), payload.pop("variety")
+    shown = catalogue.names(prediction.label if prediction.known else None)
+    payload["fruit"] = shown["fruit"] or payload["fruit_key"]
+    payload["variety"] = shown["variety"]
+    payload["id"] = catalogue.fruit_id(prediction.label) if prediction.known else None
     for candidate in payload["top"]:
         candidate.setdefault("id", catalogue.fruit_id(candidate["label"]))
         candidate.setdefault("fruit", catalogue.names(candidate["label"])["fruit"])

@@ -32,11 +32,16 @@ class PredictionAnswer(BaseModel):
     label: str  # a class label, or "unknown"
     known: bool
     id: str | None  # catalogue id of the label (GET /v1/fruits/{id})
-    fruit: str | None
-    variety: str | None
+    level: str  # "variety", "fruit" or "unknown": how precise the label is
+    fruit: str | None  # name to show (the facts' common name)
+    variety: str | None  # cultivar to show, when the species names one
+    fruit_key: str | None  # the model's fruit ("apple"), None when unknown
+    variety_label: str | None  # the model's variety ("Apple Braeburn"), when sure of it
     probability: float
+    fruit_probability: float
     similarity: float | None
-    top: list[Candidate]
+    top: list[Candidate]  # likeliest varieties
+    top_fruits: list[dict[str, Any]]  # likeliest fruits: {"label", "probability"}
     info: dict[str, Any] | None  # the fruit's facts
     reason: str | None  # why "unknown"
     request_id: str

@@ -48,6 +48,12 @@ def test_a_banana_photo_gets_the_fruit_its_facts_and_the_top_3(client, served, b
     answer = response.json()
     assert (answer["label"], answer["known"], answer["reason"]) == ("Banana", True, None)
     assert (answer["id"], answer["fruit"], answer["variety"]) == ("banana", "Banana", None)
+    assert (answer["level"], answer["fruit_key"], answer["variety_label"]) == (
+        "variety",
+        "banana",
+        "Banana",
+    )
+    assert answer["top_fruits"][0]["label"] == "banana"
     assert answer["info"] == table()["Banana"].as_dict()
     assert answer["probability"] >= 0.5 and answer["similarity"] >= 0.7
     assert answer["top"][0]["label"] == "Banana" and len(answer["top"]) == 3
@@ -71,6 +77,7 @@ def test_a_variety_is_named_from_the_facts(client, sample_dir):
     answer = client.post("/v1/predictions", content=braeburn.read_bytes()).json()
     assert (answer["label"], answer["id"]) == ("Apple Braeburn", "apple-braeburn")
     assert (answer["fruit"], answer["variety"]) == ("Braeburn apple", "Braeburn")
+    assert (answer["fruit_key"], answer["variety_label"]) == ("apple", "Apple Braeburn")
 
 
 @pytest.mark.parametrize(

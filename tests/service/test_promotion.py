@@ -37,6 +37,33 @@ def test_a_report_with_domains_gives_top1_per_domain_with_images():
     assert promotion.domain_metrics(report) == {"fruits360": 0.97, "grocery_real": 0.81}
 
 
+def test_each_level_is_judged_by_its_figure_and_its_default_floor():
+    report = {
+        "domains": {
+            "fruits360-sample/Test/variety": {"level": "variety", "n": 810, "top1": 0.97},
+            "grocery-store-real/val/fruit": {"level": "fruit", "n": 300, "top1": 0.73},
+            "grocery-store-real/val/unknown": {"level": "unknown", "n": 90, "unknown_rate": 0.7},
+        }
+    }
+    metrics = promotion.domain_metrics(report)
+    assert metrics == {
+        "fruits360-sample/Test/variety": 0.97,
+        "grocery-store-real/val/fruit": 0.73,
+        "grocery-store-real/val/unknown": 0.7,
+    }
+    reasons = promotion.gate_reasons(metrics, None, GateConfig())
+    assert reasons == [
+        "grocery-store-real/val/unknown accuracy 0.7000 is below its floor 0.8000"
+    ]  # 0.73 on phone photos passes the fruit level's 0.60; 0.70 refused is too few
+    stricter = GateConfig.parse("*/fruit=0.75")
+    assert stricter.floor("grocery-store-real/val/fruit") == 0.75
+    assert (
+        stricter.floor("fruits360-sample/Test/variety") == promotion.DEFAULT_LEVEL_FLOORS["variety"]
+    )
+    flat = GateConfig.parse("*=0.5")
+    assert {flat.floor(name) for name in metrics} == {0.5}
+
+
 def test_gate_settings_parse_floors_default_floor_and_margin():
     config = GateConfig.parse("*=0.7, fruits360=0.95", "0.05")
     assert config.floors == {"fruits360": 0.95}
@@ -53,7 +80,8 @@ def test_gate_settings_parse_floors_default_floor_and_margin():
 @pytest.mark.parametrize(
     ("floors", "margin", "message"),
     [("fruits360", None, "expected DOMAIN=ACCURACY"), ("a=high", None, "not a number"),
-     ("a=1.5", None, "not between 0 and 1"), (None, "-0.1", "not between 0 and 1")],
+     ("a=1.5", None, "not between 0 and 1"), (None, "-0.1", "not between 0 and 1"),
+     ("*/apple=0.5", None, "names no level")],
 )  # fmt: skip
 def test_bad_gate_settings_say_what_is_wrong(floors, margin, message):
     with pytest.raises(PromotionError, match=message):
