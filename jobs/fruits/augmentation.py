@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from fruits.config import IMAGE_SIZE
-from fruits.images import _to_rgb, decode_for_model
+from fruits.images import to_rgb, decode_for_model
 
 Array = NDArray[Any]  # numpy arrays, any shape and dtype
 
@@ -156,7 +156,7 @@ def to_model_input(image: Image.Image, size: int = IMAGE_SIZE) -> Array:
 
 def _decoded_rgb(content: bytes) -> Image.Image:
     opened = Image.open(io.BytesIO(content))
-    return _to_rgb(ImageOps.exif_transpose(opened) or opened)
+    return to_rgb(ImageOps.exif_transpose(opened) or opened)
 
 
 def decode_training_views(content: bytes, image_id: str, views: int) -> Array:

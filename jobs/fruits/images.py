@@ -97,7 +97,7 @@ def inspect_image(content: bytes | None) -> ImageInfo:
     return info
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB; transparency is flattened on white (Fruits-360 style)."""
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         array = np.asarray(image, dtype=np.float64)
@@ -135,7 +135,7 @@ def prepare_for_model(
         if draft:  # JPEG: libjpeg scales down while decoding, never below ``draft`` pixels
             image.draft("RGB", (draft, draft))
         image = ImageOps.exif_transpose(image) or image
-        image = _to_rgb(image).resize((size, size), Image.Resampling.BILINEAR)
+        image = to_rgb(image).resize((size, size), Image.Resampling.BILINEAR)
     except ImageRejected:
         raise
     except Exception as exc:

@@ -59,7 +59,6 @@ def run_stage(
     """Run one stage; return its report. Its output streams through to this process's, or
     (``quiet``) is kept and shown only when the stage fails."""
     env = {
-        "TF_CPP_MIN_LOG_LEVEL": "2",
         "SPARK_CONF_DIR": str(SPARK_CONF_DIR),
         **os.environ,
         "PYSPARK_PYTHON": sys.executable,

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from fruits import catalog, novelty
+from fruits import catalog, novelty, validation
 from fruits.answers import UNKNOWN, ClassLevels, Rules, decide
 from fruits.augmentation import decode_views
 from fruits.config import (
@@ -112,6 +112,8 @@ def read_image(source: str | Path | bytes) -> bytes:
     if isinstance(source, bytes | bytearray):
         return bytes(source)
     fs, path = filesystem(str(source))
+    if is_dir(fs, path):
+        raise InputError(f"{source} is a folder, not a photo (give the photos in it)")
     try:
         return _read(fs, path)
     except FileNotFoundError as exc:
@@ -359,6 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 when every image was answered, 2 when an input or the model is unusable."""
     args = parser().parse_args(argv)
     try:
+        for name in ("threshold", "variety_threshold", "min_similarity"):
+            if getattr(args, name) is not None:
+                validation.probability(f"--{name.replace('_', '-')}", getattr(args, name))
         predictor = Predictor(
             args.model,
             args.weights,

@@ -193,6 +193,40 @@ def evaluate(scored: pd.DataFrame, labels: Sequence[str]) -> dict[str, Any]:
     }
 
 
+class DegenerateFit(InputError):
+    """The training data gave no model worth publishing (e.g. duplicates, rank deficiency)."""
+
+
+# A fit no better than this above always answering the commonest class is no model.
+DEGENERATE_MARGIN = 0.05
+
+
+def degenerate_fit(predicted: np.ndarray, truth: np.ndarray) -> str | None:
+    """Why a fit, judged on its own training images, is no model; None when it is one.
+
+    One class for every image, or a training accuracy within :data:`DEGENERATE_MARGIN` of the
+    commonest class's share, means the optimiser found nothing to separate the classes.
+    """
+    classes = np.unique(truth)
+    if len(truth) == 0 or len(classes) < 2:
+        return None
+    accuracy = float((predicted == truth).mean())
+    majority = float(np.bincount(truth).max() / len(truth))
+    if len(np.unique(predicted)) == 1:
+        return (
+            f"the fitted model gives every one of its {len(truth)} training images the same "
+            f"class (training accuracy {accuracy:.3f}): are the training features duplicates "
+            "or constant?"
+        )
+    if accuracy <= majority + DEGENERATE_MARGIN:
+        return (
+            f"training accuracy {accuracy:.3f} is no better than always answering the commonest "
+            f"class ({majority:.3f} of the {len(truth)} training images): the fit found nothing "
+            "that separates the classes"
+        )
+    return None
+
+
 def reference_sample(train: DataFrame, per_class: int) -> DataFrame:
     """Up to ``per_class`` training images per class (lowest content hashes: deterministic),
     as Parquet ``label`` (the class), ``image_id``, ``features``; originals only, no views."""
@@ -415,6 +449,12 @@ def _train_and_write(
         else train_rows.filter(F.col("view") == 0)
     )
     train_scores = _class_scores(pipeline, originals)
+    index = {label: i for i, label in enumerate(labels)}
+    why = degenerate_fit(
+        train_scores["prediction"].to_numpy(), train_scores["class"].map(index).to_numpy()
+    )
+    if why:
+        raise DegenerateFit(f"no model published: {why}")
     report = {
         "output": output,
         "reused": None,
@@ -441,10 +481,7 @@ def _train_and_write(
         "threshold": PREDICT_THRESHOLD,
         "domains": figures,
         "train_accuracy": float(
-            (
-                train_scores["prediction"]
-                == train_scores["class"].map({label: i for i, label in enumerate(labels)})
-            ).mean()
+            (train_scores["prediction"] == train_scores["class"].map(index)).mean()
         ),
         "test": _without_matrix(metrics),
         "novelty": novelty_report(reference, scored),

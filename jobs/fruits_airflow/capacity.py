@@ -33,7 +33,12 @@ YARN_ALLOCATION_MB = 32  # EMR's yarn.scheduler.minimum-allocation-mb
 SPARK_MIN_OVERHEAD_MB = 384  # Spark's floor for the JVM's off-heap memory
 SPARK_OVERHEAD_FACTOR = 0.10  # … else 10 % of the heap
 AM_HEAP_MB = 512  # spark.yarn.am.memory (client mode's application master)
-DRIVER_HEAP_MB = 2048
+# The train step collects the reduced features to the driver (Arrow) and fits there: 2 GB of
+# heap was too tight once the grocery photos and test views were added. Client mode (the
+# default) runs the driver on the primary node, outside YARN, where 4 GB costs no executor;
+# cluster mode keeps 2 GB so that its container leaves a core node room for an executor.
+DRIVER_HEAP_MB = 4096
+CLUSTER_DRIVER_HEAP_MB = 2048
 MIN_EXECUTOR_HEAP_MB = 2048  # Arrow exchange, Parquet writes, PCA's covariance aggregation
 MAX_EXECUTOR_CORES = 4  # one Python worker per core; more per JVM only lengthens GC pauses
 # The Arrow batch is in a worker twice while it is decoded: Arrow buffers and pandas' bytes.
@@ -171,7 +176,8 @@ class SparkSizing:
 def driver_sizing(deploy_mode: DeployMode, workload: Workload) -> tuple[int, int]:
     """(heap, overhead) of the driver. Its Python process imports TensorFlow and builds the
     network once (featurize broadcasts the weights): the worker's peak, without Arrow batches."""
-    return DRIVER_HEAP_MB, jvm_overhead_mb(DRIVER_HEAP_MB) + workload.peak_mb
+    heap = DRIVER_HEAP_MB if deploy_mode is DeployMode.CLIENT else CLUSTER_DRIVER_HEAP_MB
+    return heap, jvm_overhead_mb(heap) + workload.peak_mb
 
 
 def _executor_heap_mb(container_mb: int, cores: int, worker_mb: int) -> int:

@@ -181,3 +181,40 @@ def test_the_predictor_names_its_varieties_fruits_and_classes(predictor, trained
     assert set(predictor.labels) == varieties  # grocery classes add no new variety here
     assert {"apple", "pear", "watermelon", "tomato"} <= set(predictor.fruits)
     assert list(predictor.classes) == trained.labels
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--threshold", "1.5"), ("--variety-threshold", "-0.1"),
+                          ("--min-similarity", "nan")],
+)  # fmt: skip
+def test_the_command_line_refuses_a_probability_outside_0_1(tmp_path, capsys, option, value):
+    from fruits.predict import main
+
+    assert main(["x.jpg", "--model", str(tmp_path), option, value]) == 2
+    error = capsys.readouterr().err
+    assert f"{option} must be in [0, 1], got {value}" in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_a_folder_among_the_photos_is_named_and_the_others_answered(
+    trained, weights_path, sample_dir, capsys
+):
+    from fruits.predict import main
+
+    folder = sample_dir / "Test" / "Banana"
+    banana = sorted(folder.glob("*.jpg"))[0]
+    argv = [
+        str(folder),
+        str(banana),
+        "--model",
+        str(trained.output),
+        "--weights",
+        str(weights_path),
+    ]
+    assert main([*argv, "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert (
+        err.strip() == f"fruits-predict: error: {folder}: {folder} is a folder, not a photo "
+        "(give the photos in it)"
+    )
+    assert [json.loads(line)["label"] for line in out.splitlines()] == ["Banana"]

@@ -259,3 +259,34 @@ def test_classes_json_says_what_each_class_is(trained):
         1 for _ in (trained.output.parents[3] / GROCERY / "val").rglob("*.jpg")
     )
     assert 0.2 <= trained.report["calibration"]["temperature"] <= 5.0
+
+
+@pytest.mark.parametrize(
+    ("predicted", "truth", "message"),
+    [([0, 0, 0, 0], [0, 0, 1, 1], "the same class"),
+     ([0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 1, 1], "no better than always answering"),
+     ([0, 0, 1, 1], [0, 0, 1, 1], None),
+     ([0, 1, 2, 2], [0, 1, 2, 0], None),
+     ([1, 1], [1, 1], None)],  # one class: nothing to separate, nothing to judge
+)  # fmt: skip
+def test_a_degenerate_fit_is_named(predicted, truth, message):
+    why = train.degenerate_fit(np.array(predicted), np.array(truth))
+    assert why is None if message is None else message in why
+
+
+def test_constant_training_features_fail_the_stage_and_publish_nothing(
+    small_features, spark, tmp_path
+):
+    """All training images with the same features (e.g. one photo under many names): the fit
+    cannot separate the classes; before, the stage published a constant model with exit 0."""
+    features = spark.read.parquet(small_features)
+    constant = F.array_repeat(F.lit(0.5).cast("float"), 1280)
+    flat = features.withColumn(
+        "features", F.when(F.col("split") == "Training", constant).otherwise(F.col("features"))
+    )
+    target = str(tmp_path / "flat-features")
+    flat.write.parquet(target)
+    with pytest.raises(train.DegenerateFit, match="no model published: .*same class"):
+        _train(spark, target, tmp_path / "root", ClassifierConfig(k=8))
+    run_paths = paths([], tmp_path / "root", "2026-11-27")
+    assert not Path(run_paths.partition("model"), "_current.json").exists()
