@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from fruits.config import IMAGE_SIZE
-from fruits.images import to_rgb, decode_for_model
+from fruits.images import decode_for_model, to_rgb
 
 Array = NDArray[Any]  # numpy arrays, any shape and dtype
 

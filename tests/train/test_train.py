@@ -286,7 +286,7 @@ def test_constant_training_features_fail_the_stage_and_publish_nothing(
     )
     target = str(tmp_path / "flat-features")
     flat.write.parquet(target)
-    with pytest.raises(train.DegenerateFit, match="no model published: .*same class"):
+    with pytest.raises(train.DegenerateFit, match=r"no model published: .*same class"):
         _train(spark, target, tmp_path / "root", ClassifierConfig(k=8))
     run_paths = paths([], tmp_path / "root", "2026-11-27")
     assert not Path(run_paths.partition("model"), "_current.json").exists()
