@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-from pyspark.ml import Pipeline, PipelineModel
+from numpy.typing import NDArray
+from pyspark.ml import Pipeline, PipelineModel, Transformer
 from pyspark.ml.classification import LogisticRegression, MultilayerPerceptronClassifier
 from pyspark.ml.feature import IndexToString, StandardScaler, StringIndexerModel
 from pyspark.sql import DataFrame
@@ -62,19 +63,35 @@ class ClassifierConfig:
         return {**asdict(self), "hidden": list(self.hidden)}
 
 
-def _classifier(config: ClassifierConfig, n_classes: int):
-    common = {"featuresCol": PCA_COL, "labelCol": LABEL_COL, "maxIter": config.max_iter}
+def _logistic_regression(config: ClassifierConfig) -> LogisticRegression:
+    return LogisticRegression(
+        featuresCol=PCA_COL,
+        labelCol=LABEL_COL,
+        maxIter=config.max_iter,
+        family="multinomial",
+        regParam=config.reg_param,
+        # After StandardScaler + PCA, re-standardizing would inflate the weak components.
+        standardization=not config.scale,
+    )
+
+
+def _perceptron(config: ClassifierConfig, n_classes: int) -> MultilayerPerceptronClassifier:
+    return MultilayerPerceptronClassifier(
+        featuresCol=PCA_COL,
+        labelCol=LABEL_COL,
+        maxIter=config.max_iter,
+        layers=[config.k, *config.hidden, n_classes],
+        seed=config.seed,
+    )
+
+
+def _classifier(
+    config: ClassifierConfig, n_classes: int
+) -> LogisticRegression | MultilayerPerceptronClassifier:
     if config.classifier == "lr":
-        return LogisticRegression(
-            family="multinomial",
-            regParam=config.reg_param,
-            # After StandardScaler + PCA, re-standardizing would inflate the weak components.
-            standardization=not config.scale,
-            **common,
-        )
+        return _logistic_regression(config)
     if config.classifier == "mlp":
-        layers = [config.k, *config.hidden, n_classes]
-        return MultilayerPerceptronClassifier(layers=layers, seed=config.seed, **common)
+        return _perceptron(config, n_classes)
     raise ValueError(f"unknown classifier {config.classifier!r}, expected one of {CLASSIFIERS}")
 
 
@@ -138,7 +155,7 @@ def fit_dataframe(
 
 
 def fit_arrays(
-    config: ClassifierConfig, labels: Sequence[str], x: np.ndarray, y: np.ndarray
+    config: ClassifierConfig, labels: Sequence[str], x: NDArray[Any], y: NDArray[Any]
 ) -> tuple[PipelineModel, dict[str, Any]]:
     """Scaler, PCA and logistic regression fitted with numpy on the driver's training matrix.
 
@@ -152,7 +169,7 @@ def fit_arrays(
         raise ValueError(f"only 'lr' is fitted on the driver, not {config.classifier!r}")
     x = np.asarray(x, dtype=np.float64)
     label_indexer = indexer(labels)
-    stages: list[Any] = [label_indexer]
+    stages: list[Transformer] = [label_indexer]
     if config.scale:
         mean, std = x.mean(axis=0), x.std(axis=0, ddof=1)
         x = (x - mean) * np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
@@ -169,7 +186,7 @@ def fit_arrays(
         max_iter=DRIVER_FIT_MAX_ITER,
         tol=DRIVER_FIT_TOL,
     )
-    estimator = _classifier(config, len(labels))
+    estimator = _logistic_regression(config)
     stages.append(logistic_regression_model(estimator, fitted.coefficients, fitted.intercepts))
     stages.append(_to_label(label_indexer))
     info = {

@@ -11,9 +11,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[Any]  # numpy arrays, any shape and dtype
 
 
-def confusion_matrix(counts: Iterable[tuple[int, int, int]], n_classes: int) -> np.ndarray:
+def confusion_matrix(counts: Iterable[tuple[int, int, int]], n_classes: int) -> NDArray[np.int64]:
     """``matrix[true, predicted]`` from ``(true index, predicted index, count)`` triples."""
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
     for true, predicted, count in counts:
@@ -21,12 +24,12 @@ def confusion_matrix(counts: Iterable[tuple[int, int, int]], n_classes: int) -> 
     return matrix
 
 
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+def _ratio(numerator: Array, denominator: Array) -> Array:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator > 0, numerator / np.maximum(denominator, 1), 0.0)
 
 
-def summarize(matrix: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+def summarize(matrix: Array, labels: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro precision/recall/F1 (over classes with support) and per-class figures."""
     hits = np.diag(matrix).astype(float)
     support = matrix.sum(axis=1)
@@ -54,7 +57,7 @@ def summarize(matrix: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def confusions(matrix: np.ndarray, labels: Sequence[str]) -> list[dict[str, Any]]:
+def confusions(matrix: Array, labels: Sequence[str]) -> list[dict[str, Any]]:
     """Off-diagonal cells, most frequent first: what was mistaken for what."""
     rows, cols = np.nonzero(matrix - np.diag(np.diag(matrix)))
     cells = [
@@ -65,7 +68,7 @@ def confusions(matrix: np.ndarray, labels: Sequence[str]) -> list[dict[str, Any]
 
 
 def plot_confusion(
-    matrix: np.ndarray,
+    matrix: Array,
     labels: Sequence[str],
     title: str,
     columns: Sequence[str] | None = None,

@@ -12,8 +12,10 @@ saved pipeline is standard Spark ML.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from pyspark import SparkContext, keyword_only
 from pyspark.ml import Estimator
 from pyspark.ml.common import _py2java
@@ -21,14 +23,16 @@ from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Row
 
 BLOCK_ROWS = 2048
-Moments = tuple[int, np.ndarray, np.ndarray]
+Array = NDArray[Any]  # numpy arrays, any shape and dtype
+Moments = tuple[int, Array, Array]  # row count, column sums, Gram matrix
 
 
-def _blocks(rows: Iterable) -> Iterator[np.ndarray]:
-    block = []
+def _blocks(rows: Iterable[Row]) -> Iterator[Array]:
+    """The rows' vectors (first column) as ``(≤ BLOCK_ROWS) × d`` arrays; never an empty one."""
+    block: list[Array] = []
     for row in rows:
         block.append(row[0].toArray())
         if len(block) == BLOCK_ROWS:
@@ -38,16 +42,19 @@ def _blocks(rows: Iterable) -> Iterator[np.ndarray]:
         yield np.asarray(block)
 
 
-def _moments(rows: Iterable) -> Iterator[Moments]:
-    """Row count, column sums and Gram matrix of one partition."""
-    n, total, gram = 0, 0.0, 0.0
-    for x in _blocks(rows):
+def _moments(rows: Iterable[Row]) -> Iterator[Moments]:
+    """Row count, column sums and Gram matrix of one partition (nothing for an empty one)."""
+    blocks = _blocks(rows)
+    x = next(blocks, None)
+    if x is None:
+        return
+    n, total, gram = len(x), x.sum(axis=0), x.T @ x
+    for x in blocks:
         n, total, gram = n + len(x), total + x.sum(axis=0), gram + x.T @ x
-    if n:
-        yield n, total, gram
+    yield n, total, gram
 
 
-def covariance(data: DataFrame, column: str) -> tuple[int, np.ndarray]:
+def covariance(data: DataFrame, column: str) -> tuple[int, Array]:
     """Row count and sample covariance matrix of a vector column."""
     n, total, gram = (
         data.select(column)
@@ -58,7 +65,7 @@ def covariance(data: DataFrame, column: str) -> tuple[int, np.ndarray]:
     return n, (gram - n * np.outer(mean, mean)) / max(n - 1, 1)
 
 
-def principal_components(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def principal_components(cov: Array, k: int) -> tuple[Array, Array]:
     """Top-k eigenvectors (columns, sign fixed: largest entry positive) and variance shares."""
     values, vectors = np.linalg.eigh(cov)
     order = np.argsort(values)[::-1]
@@ -69,9 +76,10 @@ def principal_components(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     return vectors * np.where(signs == 0, 1.0, signs), shares
 
 
-class ExactPCA(Estimator, HasInputCol, HasOutputCol):
+class ExactPCA(Estimator[PCAModel], HasInputCol, HasOutputCol):
     """Drop-in for ``pyspark.ml.feature.PCA(k, inputCol, outputCol)``; fits a ``PCAModel``."""
 
+    _input_kwargs: dict[str, Any]  # set by @keyword_only (as pyspark's own estimators declare)
     k = Param(Params._dummy(), "k", "number of principal components", TypeConverters.toInt)
 
     @keyword_only
@@ -88,12 +96,12 @@ class ExactPCA(Estimator, HasInputCol, HasOutputCol):
         return pca_model(self.uid, pc, shares, self.getInputCol(), self.getOutputCol())
 
 
-def pca_model(
-    uid: str, pc: np.ndarray, shares: np.ndarray, input_col: str, output_col: str
-) -> PCAModel:
+def pca_model(uid: str, pc: Array, shares: Array, input_col: str, output_col: str) -> PCAModel:
     """A genuine Spark ``PCAModel`` (built through its JVM constructor) from components
     (``d × k``, one per column) and their explained-variance shares."""
     sc = SparkContext.getOrCreate()
+    if sc._jvm is None:
+        raise RuntimeError("the SparkContext has no JVM gateway")
     d, k = pc.shape
     java_model = sc._jvm.org.apache.spark.ml.feature.PCAModel(
         uid,

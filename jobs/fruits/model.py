@@ -11,11 +11,16 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from fruits.config import FEATURE_DIM, IMAGE_SIZE, INFERENCE_BATCH_SIZE
 from fruits.errors import InputError
+
+if TYPE_CHECKING:  # Keras ships no type information: to mypy, keras.Model is Any
+    import keras
 
 # Before TensorFlow is first imported: hide its C++ INFO lines (oneDNN and CPU-instruction
 # notices, printed by every process), keep its warnings (e.g. an allocation over 10 % of memory).
@@ -39,7 +44,7 @@ def configure_tensorflow(threads: int | None) -> None:
         pass
 
 
-def build_network(weights: str | None = None):
+def build_network(weights: str | None = None) -> keras.Model:
     """MobileNetV2, ImageNet layout, no top, global average pooling → 1280 features."""
     import keras
 
@@ -59,7 +64,7 @@ def _fetch_to_local(uri: str, read_bytes: Callable[[str], bytes]) -> Path:
     return target
 
 
-def load_network(source: str, read_bytes: Callable[[str], bytes] | None = None):
+def load_network(source: str, read_bytes: Callable[[str], bytes] | None = None) -> keras.Model:
     """Build the network with weights from ``imagenet``, a local path or a remote URI.
 
     ``read_bytes`` reads a remote URI (the jobs pass Spark's Hadoop filesystem, so ``s3://``
@@ -100,7 +105,7 @@ def load_network(source: str, read_bytes: Callable[[str], bytes] | None = None):
     return network
 
 
-def network_from_arrays(weights: list[np.ndarray]):
+def network_from_arrays(weights: list[NDArray[Any]]) -> keras.Model:
     """Rebuild the network on an executor from the driver's broadcast weight arrays."""
     network = build_network(None)
     network.set_weights(weights)
@@ -108,8 +113,8 @@ def network_from_arrays(weights: list[np.ndarray]):
 
 
 def extract_features(
-    network, images: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE
-) -> np.ndarray:
+    network: keras.Model, images: NDArray[np.float32], batch_size: int = INFERENCE_BATCH_SIZE
+) -> NDArray[np.float32]:
     """``n×224×224×3`` RGB floats in [0, 255] → ``n×1280`` float32 features.
 
     ``predict_on_batch`` runs Keras' compiled (``tf.function``) predict step: on CPU about 25 %
@@ -123,4 +128,5 @@ def extract_features(
         np.asarray(network.predict_on_batch(preprocess_input(images[i : i + batch_size].copy())))
         for i in range(0, len(images), batch_size)
     ]
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+    features: NDArray[Any] = np.concatenate(outputs)  # numpy 1.26 types this call as Any
+    return features.astype(np.float32, copy=False)

@@ -9,13 +9,15 @@ nearest training image (cosine similarity, as in k-NN out-of-distribution detect
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 BLOCK_ROWS = 1024
 
 
-def unit_rows(features: np.ndarray) -> np.ndarray:
+def unit_rows(features: NDArray[Any]) -> NDArray[np.float32]:
     """Rows scaled to unit L2 norm (all-zero rows stay zero)."""
     x = np.atleast_2d(np.asarray(features, dtype=np.float32))
     norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -23,8 +25,8 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
 
 
 def nearest_similarity(
-    queries: np.ndarray, reference: np.ndarray, leave_one_out: bool = False
-) -> np.ndarray:
+    queries: NDArray[np.float32], reference: NDArray[np.float32], leave_one_out: bool = False
+) -> NDArray[np.float32]:
     """Cosine similarity of each query row to its nearest ``reference`` row (unit rows in).
 
     ``leave_one_out`` (queries = reference) ignores each row's similarity to itself.
@@ -39,7 +41,7 @@ def nearest_similarity(
     return best
 
 
-def percentiles(values: np.ndarray, points: Sequence[float] = (0, 1, 5, 50)) -> dict[str, float]:
+def percentiles(values: NDArray[Any], points: Sequence[float] = (0, 1, 5, 50)) -> dict[str, float]:
     if len(values) == 0:
         return {}
     return {f"p{p:g}": round(float(np.percentile(values, p)), 4) for p in points}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from pyspark.ml.feature import PCAModel
@@ -41,7 +41,7 @@ def choose_k(explained_variance: Sequence[float], variance: float) -> int:
 
 
 def fit_pca(data: DataFrame, k: int) -> PCAModel:
-    return cast(PCAModel, ExactPCA(k=k, inputCol="vector", outputCol="pca_vector").fit(data))
+    return ExactPCA(k=k, inputCol="vector", outputCol="pca_vector").fit(data)
 
 
 def first_components(model: PCAModel, k: int) -> PCAModel:

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
 from fruits import catalog, novelty, validation
 from fruits.answers import UNKNOWN, ClassLevels, Rules, decide
@@ -102,9 +104,10 @@ class Prediction:
         }
 
 
-def _read(fs, path: str) -> bytes:
+def _read(fs: pafs.FileSystem, path: str) -> bytes:
     with fs.open_input_stream(path) as stream:
-        return stream.read()
+        content: bytes = stream.read()
+    return content
 
 
 def read_image(source: str | Path | bytes) -> bytes:
@@ -138,12 +141,13 @@ def _model_folders(uri: str) -> tuple[str, str]:
 def _read_json(uri: str) -> dict[str, Any]:
     fs, path = filesystem(uri)
     try:
-        return json.loads(_read(fs, path).decode("utf-8"))
+        document: dict[str, Any] = json.loads(_read(fs, path).decode("utf-8"))
     except FileNotFoundError:
         return {}
+    return document
 
 
-def _read_reference(root: str) -> np.ndarray | None:
+def _read_reference(root: str) -> NDArray[np.float32] | None:
     fs, path = filesystem(f"{root}/reference")
     if not is_dir(fs, path):
         return None
@@ -232,7 +236,7 @@ class Predictor:
     def min_similarity(self) -> float | None:
         return self.rules.min_similarity
 
-    def features(self, images: Sequence[str | Path | bytes]) -> np.ndarray:
+    def features(self, images: Sequence[str | Path | bytes]) -> NDArray[np.float32]:
         """``n×views×1280`` MobileNetV2 features of each photo's test views (``views`` =
         ``test_views``); raises ImageRejected for an undecodable image."""
         arrays = [decode_views(read_image(image), self.test_views) for image in images]
@@ -243,13 +247,13 @@ class Predictor:
         """The answer for one photo (path, URI or bytes)."""
         return self.answer(self.features([image])[0])
 
-    def predict_arrays(self, arrays: np.ndarray) -> list[Prediction]:
+    def predict_arrays(self, arrays: NDArray[np.float32]) -> list[Prediction]:
         """Answers for ``n×224×224×3`` decoded images (:func:`fruits.images.prepare_for_model`),
         in one inference call: one view per photo, whatever ``test_views`` says (the views
         need the full-size image, :func:`fruits.augmentation.decode_views`)."""
         return [self.answer(row) for row in extract_features(self.network, arrays)]
 
-    def answer(self, features: np.ndarray) -> Prediction:
+    def answer(self, features: NDArray[Any]) -> Prediction:
         """The answer for one photo's feature vector, or its views' (``views×1280``: class
         probabilities averaged; the novelty check on the first, the photo itself)."""
         views = np.atleast_2d(features)
@@ -264,36 +268,47 @@ class Predictor:
         decided = decide(levels, probabilities, self.rules, seen)
         fruit_p, not_fruit = levels.fruit_probabilities(probabilities)
         variety_p = levels.variety_probabilities(probabilities)
+        top = _ranked(levels.varieties, variety_p[0])
         top_fruits = _ranked(levels.fruits, fruit_p[0])
-        common = {
-            "similarity": similarity,
-            "top": _ranked(levels.varieties, variety_p[0]),
-            "top_fruits": top_fruits,
-            "not_fruit_probability": float(not_fruit[0]),
-        }
+        not_fruit_probability = float(not_fruit[0])
         fruit_index, variety_index = int(decided.fruit[0]), int(decided.variety[0])
         if fruit_index < 0:
             best = top_fruits[0][1] if top_fruits else 0.0
-            return Prediction(UNKNOWN, best, info=None, reason=decided.reason[0], **common)
+            return Prediction(
+                UNKNOWN,
+                best,
+                similarity=similarity,
+                top=top,
+                info=None,
+                reason=decided.reason[0],
+                top_fruits=top_fruits,
+                not_fruit_probability=not_fruit_probability,
+            )
         fruit, fruit_probability = levels.fruits[fruit_index], float(fruit_p[0, fruit_index])
-        variety, variety_probability = None, None
-        if variety_index >= 0:
+        label, probability = fruit, fruit_probability
+        variety: str | None = None
+        variety_probability: float | None = None
+        if variety_index >= 0:  # the most precise answer (a variety's name is never empty)
             variety = levels.varieties[variety_index]
             variety_probability = float(variety_p[0, variety_index])
+            label, probability = variety, variety_probability
         info = (info_for(variety) if variety else None) or fruit_facts(fruit)
         return Prediction(
-            variety or fruit,
-            variety_probability if variety else fruit_probability,
+            label,
+            probability,
+            similarity=similarity,
+            top=top,
             info=info,
             fruit=fruit,
             fruit_probability=fruit_probability,
             variety=variety,
             variety_probability=variety_probability,
-            **common,
+            top_fruits=top_fruits,
+            not_fruit_probability=not_fruit_probability,
         )
 
 
-def _ranked(names: Sequence[str], probabilities: np.ndarray) -> list[tuple[str, float]]:
+def _ranked(names: Sequence[str], probabilities: NDArray[Any]) -> list[tuple[str, float]]:
     order = np.argsort(-probabilities, kind="stable")[:TOP_K]
     return [(names[i], float(probabilities[i])) for i in order]
 

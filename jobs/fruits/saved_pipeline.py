@@ -15,14 +15,19 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
 from fruits.errors import InputError
+
+Array = NDArray[Any]  # numpy arrays, any shape and dtype
+Step = Callable[[Array], Array]  # one stage: rows of its input → rows of its output
 
 _SKIPPED = {"org.apache.spark.ml.feature.StringIndexerModel"}
 
@@ -30,13 +35,17 @@ _SKIPPED = {"org.apache.spark.ml.feature.StringIndexerModel"}
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and path for a local path, ``file://`` or ``s3://`` URI."""
     if "://" in uri and not uri.startswith("file://"):
-        return pafs.FileSystem.from_uri(uri.replace("s3a://", "s3://"))
+        located: tuple[pafs.FileSystem, str] = pafs.FileSystem.from_uri(
+            uri.replace("s3a://", "s3://")
+        )
+        return located
     path = uri.removeprefix("file://").removeprefix("file:")
     return pafs.LocalFileSystem(), os.path.abspath(path)
 
 
 def is_dir(fs: pafs.FileSystem, path: str) -> bool:
-    return fs.get_file_info(path).type == pafs.FileType.Directory
+    directory: bool = fs.get_file_info(path).type == pafs.FileType.Directory
+    return directory
 
 
 @dataclass(frozen=True)
@@ -55,17 +64,18 @@ class _Folder:
         if not parts:
             raise InputError(f"not a saved Spark ML model: no metadata under {self.path}")
         with self.fs.open_input_stream(parts[0]) as stream:
-            meta = json.loads(stream.read().decode("utf-8").splitlines()[0])
+            meta: dict[str, Any] = json.loads(stream.read().decode("utf-8").splitlines()[0])
         meta["params"] = {**meta.get("defaultParamMap", {}), **meta.get("paramMap", {})}
         return meta
 
     def data(self) -> dict[str, Any]:
         """The first row of the stage's Parquet data, as plain Python values."""
         table = pq.read_table(f"{self.path}/data", filesystem=self.fs)
-        return table.slice(0, 1).to_pylist()[0]
+        row: dict[str, Any] = table.slice(0, 1).to_pylist()[0]
+        return row
 
 
-def vector(value: dict[str, Any]) -> np.ndarray:
+def vector(value: dict[str, Any]) -> NDArray[np.float64]:
     """A Spark ``VectorUDT`` struct (type 0 sparse, 1 dense) as a dense array."""
     if value["type"] == 1:
         return np.asarray(value["values"], dtype=np.float64)
@@ -74,7 +84,7 @@ def vector(value: dict[str, Any]) -> np.ndarray:
     return out
 
 
-def matrix(value: dict[str, Any]) -> np.ndarray:
+def matrix(value: dict[str, Any]) -> NDArray[np.float64]:
     """A Spark ``MatrixUDT`` struct (type 0 sparse CSC/CSR, 1 dense) as a dense 2-d array."""
     rows, cols, transposed = value["numRows"], value["numCols"], value["isTransposed"]
     values = np.asarray(value["values"], dtype=np.float64)
@@ -91,19 +101,20 @@ def matrix(value: dict[str, Any]) -> np.ndarray:
     return out
 
 
-def softmax(margins: np.ndarray) -> np.ndarray:
+def softmax(margins: Array) -> Array:
     shifted = np.exp(margins - margins.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    probabilities: Array = shifted / shifted.sum(axis=1, keepdims=True)  # numpy 1.26 types it Any
+    return probabilities
 
 
 @dataclass(frozen=True)
 class Affine:
     """``(x - shift) * scale``: a fitted ``StandardScalerModel``."""
 
-    shift: np.ndarray | float
-    scale: np.ndarray
+    shift: Array | float
+    scale: Array
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: Array) -> Array:
         return (x - self.shift) * self.scale
 
 
@@ -111,11 +122,11 @@ class Affine:
 class Linear:
     """``x @ weights (+ bias)``, then softmax (``softmax``) or nothing: PCA, multinomial LR."""
 
-    weights: np.ndarray
-    bias: np.ndarray | float = 0.0
+    weights: Array
+    bias: Array | float = 0.0
     softmax: bool = False
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: Array) -> Array:
         out = x @ self.weights + self.bias
         return softmax(out) if self.softmax else out
 
@@ -124,10 +135,10 @@ class Linear:
 class Binomial:
     """A binomial ``LogisticRegressionModel``: [P(0), P(1)]."""
 
-    coefficients: np.ndarray
+    coefficients: Array
     intercept: float
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: Array) -> Array:
         positive = 1.0 / (1.0 + np.exp(-(x @ self.coefficients + self.intercept)))
         return np.column_stack([1.0 - positive, positive])
 
@@ -136,9 +147,9 @@ class Binomial:
 class Perceptron:
     """Sigmoid hidden layers, softmax on top: ``MultilayerPerceptronClassificationModel``."""
 
-    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    layers: tuple[tuple[Array, Array], ...]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: Array) -> Array:
         for w, b in self.layers[:-1]:
             x = 1.0 / (1.0 + np.exp(-(x @ w + b)))
         w, b = self.layers[-1]
@@ -169,7 +180,8 @@ def _logistic(meta: dict[str, Any], data: dict[str, Any]) -> Linear | Binomial:
 def _perceptron(meta: dict[str, Any], data: dict[str, Any]) -> Perceptron:
     layers = [int(n) for n in meta["params"]["layers"]]
     weights = vector(data["weights"])
-    affine, offset = [], 0
+    affine: list[tuple[Array, Array]] = []
+    offset = 0
     for n_in, n_out in itertools.pairwise(layers):
         # Spark stores each layer as a column-major out×in matrix, then out biases.
         w = weights[offset : offset + n_in * n_out].reshape(n_in, n_out)
@@ -179,11 +191,13 @@ def _perceptron(meta: dict[str, Any], data: dict[str, Any]) -> Perceptron:
     return Perceptron(tuple(affine))
 
 
-_TRANSFORMS = {
+Builder = Callable[[dict[str, Any], dict[str, Any]], Step]  # (metadata, data) → the stage
+
+_TRANSFORMS: dict[str, Builder] = {
     "org.apache.spark.ml.feature.StandardScalerModel": _scaler,
     "org.apache.spark.ml.feature.PCAModel": _pca,
 }
-_CLASSIFIERS = {
+_CLASSIFIERS: dict[str, Builder] = {
     "org.apache.spark.ml.classification.LogisticRegressionModel": _logistic,
     "org.apache.spark.ml.classification.MultilayerPerceptronClassificationModel": _perceptron,
 }
@@ -194,7 +208,7 @@ class NumpyPipeline:
     """Feature vectors → class probabilities, as the saved Spark ``PipelineModel`` computes."""
 
     labels: tuple[str, ...]
-    steps: tuple[Any, ...]
+    steps: tuple[Step, ...]
     stage_classes: tuple[str, ...]
 
     @classmethod
@@ -203,7 +217,10 @@ class NumpyPipeline:
         meta = _Folder(fs, root).metadata()
         if not meta["class"].endswith("PipelineModel"):
             raise InputError(f"{uri} is a saved {meta['class']}, not a PipelineModel")
-        steps, classes, labels, classifier = [], [], None, False
+        steps: list[Step] = []
+        classes: list[str] = []
+        labels: tuple[str, ...] | None = None
+        classifier = False
         for index, uid in enumerate(meta["paramMap"]["stageUids"]):
             stage = _Folder(fs, f"{root}/stages/{index}_{uid}")
             stage_meta = stage.metadata()
@@ -223,7 +240,7 @@ class NumpyPipeline:
             raise InputError(f"{uri}: expected a classifier and an IndexToString stage")
         return cls(labels, tuple(steps), tuple(classes))
 
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+    def predict_proba(self, features: Array) -> Array:
         """``n×1280`` features → ``n×classes`` probabilities (columns in :attr:`labels` order)."""
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
         for step in self.steps:

@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
+from pyspark.broadcast import Broadcast
 from pyspark.ml.functions import array_to_vector
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -77,6 +79,11 @@ THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 MAX_LISTED_ERRORS = 50
 DEFAULT_SOURCE = "images"  # features written before sources existed
 ROW_COLUMNS = ["path", "source", "split", "class", "image_id", "view", "features"]
+
+Array = NDArray[Any]  # numpy arrays, any shape and dtype
+Truth = dict[str, tuple[str | None, str | None]]  # class → (fruit, variety)
+# What scoring on the executors needs, broadcast as one value.
+Scoring = tuple[NumpyPipeline, ClassLevels, Rules, Truth, Array]
 
 
 def with_classes(data: DataFrame) -> DataFrame:
@@ -239,7 +246,7 @@ def reference_sample(train: DataFrame, per_class: int) -> DataFrame:
     )
 
 
-def novelty_report(reference: np.ndarray, scored: pd.DataFrame) -> dict[str, Any]:
+def novelty_report(reference: Array, scored: pd.DataFrame) -> dict[str, Any]:
     """Nearest-reference similarities of the reference set (leave-one-out) and per domain."""
     ref = novelty.unit_rows(reference)
     similarity = scored["similarity"].to_numpy()
@@ -293,7 +300,9 @@ def _classes(train: DataFrame, split: str, root: str) -> tuple[int, int, list[st
     return n_rows, n_images, classes
 
 
-def _score_batches(shared: Any, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _score_batches(
+    shared: Broadcast[Scoring], frames: Iterable[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
     """:func:`fruits.domains.score` over Arrow batches sorted by path; an image whose views
     straddle two batches is held back until its last row has come."""
     pipeline, levels, rules, truth, reference = shared.value
@@ -313,9 +322,9 @@ def score_images(
     pipeline: NumpyPipeline,
     levels: ClassLevels,
     rules: Rules,
-    truth: dict[str, tuple[str | None, str | None]],
+    truth: Truth,
     rows: DataFrame | pd.DataFrame,
-    reference: np.ndarray,
+    reference: Array,
 ) -> pd.DataFrame:
     """One row of answers per image (:func:`fruits.domains.score`): on the driver for a
     pandas frame, in a ``mapInPandas`` for a Spark DataFrame (model, rules and reference
@@ -323,7 +332,8 @@ def score_images(
     if isinstance(rows, pd.DataFrame):
         return domains.score(pipeline, levels, rules, truth, rows, reference)
     sc = rows.sparkSession.sparkContext
-    shared = sc.broadcast((pipeline, levels, rules, truth, reference))
+    scoring: Scoring = (pipeline, levels, rules, truth, reference)
+    shared = sc.broadcast(scoring)
     try:
         by_image = rows.repartition(sc.defaultParallelism, "path").sortWithinPartitions(
             "path", "view"
@@ -409,7 +419,10 @@ def _train_and_write(
 ) -> dict[str, Any]:
     output = run.output("model")
     n_rows, n_train, labels = _classes(train, train_split, run.paths.root)
-    dim = len(train.first()["features"])
+    first = train.first()
+    if first is None:  # cannot happen: _classes found images of at least 2 classes
+        raise RuntimeError(f"no training rows in the {train_split!r} split")
+    dim = len(first["features"])
     # n images span at most n - 1 directions around their mean: more components are noise.
     fitted = config.with_k(min(config.k, dim, n_rows - 1))
     held_out = _distinct(_split(data, *eval_splits))
@@ -423,7 +436,7 @@ def _train_and_write(
         y = train_rows["class"].map(index).to_numpy()
         model, fit_info = fit_arrays(fitted, labels, features_matrix(train_rows), y)
     else:
-        vectors = train.withColumn(INPUT_COL, array_to_vector("features"))
+        vectors = train.withColumn(INPUT_COL, array_to_vector(F.col("features")))
         vectors = vectors.withColumn("label", F.col("class"))
         model, fit_info = fit_dataframe(fitted, labels, vectors)
     reference_rows = reference_sample(train, REFERENCE_PER_CLASS)
@@ -499,7 +512,7 @@ def _train_and_write(
 def _calibrate(
     pipeline: NumpyPipeline,
     levels: ClassLevels,
-    truth: dict[str, tuple[str | None, str | None]],
+    truth: Truth,
     eval_rows: DataFrame | pd.DataFrame,
 ) -> dict[str, Any]:
     """The temperature of least fruit-level NLL on the ``CALIBRATION_SPLIT`` images (views
@@ -514,7 +527,7 @@ def _calibrate(
     image = pd.factorize(rows["path"])[0]
     firsts = rows.groupby(image, sort=True)["class"].first()
     index = {fruit: i for i, fruit in enumerate(levels.fruits)}
-    fruit_truth = np.array([index.get(truth.get(c, (None, None))[0], -1) for c in firsts])
+    fruit_truth = np.array([index.get(truth.get(c, (None, None))[0] or "", -1) for c in firsts])
     probabilities = pipeline.predict_proba(features_matrix(rows))
     temperature, before, after = calibration.fit_temperature(
         probabilities, image, fruit_truth, levels
@@ -545,7 +558,10 @@ def _views_per_image(rows: DataFrame | pd.DataFrame) -> int:
     if isinstance(rows, pd.DataFrame):
         most = int(rows["path"].value_counts().max()) if len(rows) else 1
     else:
-        most = rows.groupBy("path").count().agg(F.max("count")).first()[0] or 1
+        largest = rows.groupBy("path").count().agg(F.max("count")).first()
+        if largest is None:
+            raise RuntimeError("a global aggregation returned no row")
+        most = largest[0] or 1
     return TEST_VIEWS if most >= TEST_VIEWS else 1
 
 
