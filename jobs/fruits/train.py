@@ -208,7 +208,7 @@ class DegenerateFit(InputError):
 DEGENERATE_MARGIN = 0.05
 
 
-def degenerate_fit(predicted: np.ndarray, truth: np.ndarray) -> str | None:
+def degenerate_fit(predicted: Array, truth: Array) -> str | None:
     """Why a fit, judged on its own training images, is no model; None when it is one.
 
     One class for every image, or a training accuracy within :data:`DEGENERATE_MARGIN` of the
