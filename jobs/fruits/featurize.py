@@ -47,7 +47,7 @@ from fruits.config import (
 from fruits.errors import InputError
 from fruits.images import ImageRejected, decode_for_model
 from fruits.model import configure_tensorflow, extract_features, load_network, network_from_arrays
-from fruits.reporting import Phases, count_by, reason_category
+from fruits.reporting import Phases, reason_category, sum_counts
 from fruits.spark import struct_pandas_udf
 from fruits.stages import RunPaths
 
@@ -170,12 +170,13 @@ def model_id(weight_arrays: list[npt.NDArray[Any]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def reusable_vectors(spark: SparkSession, paths: RunPaths, model: str) -> DataFrame:
-    """``image_id, features`` already computed with these weights, on any date."""
+def known_vectors(spark: SparkSession, paths: RunPaths, model: str) -> DataFrame:
+    """``image_id, features`` already computed with these weights, on any date, an image
+    possibly several times (lazy: the features are read only where they are used)."""
     known = corpus.events(spark, paths).filter(
         (F.col("status") == corpus.FEATURIZED) & (F.col("model_id") == model)
     )
-    return known.select("image_id", "features").dropDuplicates(["image_id"])
+    return known.select("image_id", "features")
 
 
 class Progress:
@@ -253,29 +254,30 @@ def run(
     features_out, quarantine_out = run.output("features"), run.output("quarantine")
     with phase("write features"):
         rows.write.parquet(features_out)
-    written = spark.read.parquet(features_out).drop("features").cache()
-    try:
-        set_aside = written.filter(F.col("status").isin(corpus.QUARANTINED, corpus.SKIPPED))
+    written = spark.read.parquet(features_out).drop("features")
+    set_aside = written.filter(F.col("status").isin(corpus.QUARANTINED, corpus.SKIPPED))
+    with phase("write quarantine, count"):
         set_aside.write.parquet(quarantine_out)
-        statuses = count_by(written, F.col("status"))
-        report = {
-            "images": images.uri,
-            "weights": weights,
-            "loaded_in": n_loaded,
-            "events": sum(statuses.values()),
-            "featurized": statuses.get(corpus.FEATURIZED, 0),
-            "quarantined": statuses.get(corpus.QUARANTINED, 0),
-            "skipped": statuses.get(corpus.SKIPPED, 0),
-            "deleted": statuses.get(corpus.DELETED, 0),
-            "quarantined_here": written.filter(
-                (F.col("status") == corpus.QUARANTINED) & (F.col("stage") == "featurize")
-            ).count(),
-            "set_aside_by_reason": count_by(set_aside, reason_category()),
-            **facts,
-            "phase_seconds": phase.seconds,
-        }
-    finally:
-        written.unpersist()
+        tally = written.groupBy("status", "stage", reason_category().alias("why")).count().collect()
+    statuses = sum_counts(tally, lambda r: r.status)
+    report = {
+        "images": images.uri,
+        "weights": weights,
+        "loaded_in": n_loaded,
+        "events": sum(statuses.values()),
+        "featurized": statuses.get(corpus.FEATURIZED, 0),
+        "quarantined": statuses.get(corpus.QUARANTINED, 0),
+        "skipped": statuses.get(corpus.SKIPPED, 0),
+        "deleted": statuses.get(corpus.DELETED, 0),
+        "quarantined_here": sum(
+            r["count"] for r in tally if (r.status, r.stage) == (corpus.QUARANTINED, "featurize")
+        ),
+        "set_aside_by_reason": sum_counts(
+            [r for r in tally if r.status in (corpus.QUARANTINED, corpus.SKIPPED)], lambda r: r.why
+        ),
+        **facts,
+        "phase_seconds": phase.seconds,
+    }
     featurized_or_refused = report["featurized"] + report["quarantined_here"]
     if featurized_or_refused != n_loaded:
         raise RuntimeError(f"featurize lost images: {report}")
@@ -307,20 +309,26 @@ def _vectors(
         network = load_network(weights, read_bytes=storage.read_bytes)
         weight_arrays: list[npt.NDArray[Any]] = network.get_weights()
         model = model_id(weight_arrays)
-    # Only the known vectors of today's contents: a small join, not the whole corpus's.
-    todays = loaded.select("image_id").distinct()
-    reused = reusable_vectors(spark, run.paths, model).join(todays, "image_id", "left_semi").cache()
-    todo = (
-        loaded.select("image_id", "content", "length")
-        .dropDuplicates(["image_id"])
-        .join(reused.select("image_id"), "image_id", "left_anti")
-        .cache()
-    )
+    # Which of today's contents have a vector: image ids only (no feature is read for this).
+    known = known_vectors(spark, run.paths, model)
+    todays = loaded.select("image_id", "content", "length").dropDuplicates(["image_id"])
+    marked = todays.join(
+        known.select("image_id").distinct().withColumn("known", F.lit(True)), "image_id", "left"
+    ).cache()
+    new = F.col("known").isNull()
     with phase("find known vectors"):
-        totals = todo.agg(F.count("*"), F.avg("length")).first()
+        totals = marked.agg(
+            F.count(F.when(new, 1)), F.avg(F.when(new, F.col("length"))), F.count("known")
+        ).first()
     if totals is None:
         raise RuntimeError("a global aggregation returned no row")
-    n_todo, mean_bytes = totals
+    n_todo, mean_bytes, n_known = totals
+    todo = marked.filter(new).drop("known")
+    reused = (  # read only when some of today's contents were featurized before
+        known.join(todays.select("image_id"), "image_id", "left_semi").dropDuplicates(["image_id"])
+        if n_known
+        else spark.createDataFrame([], "image_id string, features array<float>")
+    )
     rows_per_batch = arrow_batch_rows(float(mean_bytes or 0))
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows_per_batch))
     broadcast = sc.broadcast(weight_arrays)
@@ -336,7 +344,7 @@ def _vectors(
         with Progress(sc, n_todo), phase("compute"):
             n_computed = computed.count()
     finally:
-        todo.unpersist()
+        marked.unpersist()
         broadcast.unpersist()
     vectors = computed.unionByName(reused.withColumn("vector_reason", F.lit(None).cast("string")))
     n_reused = n_loaded - n_computed  # loaded rows whose content was known or a duplicate

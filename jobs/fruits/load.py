@@ -30,7 +30,7 @@ from fruits import corpus, job, labels, listing, validation
 from fruits.config import MAX_FILE_BYTES, SOURCE_MAPPING_FILE
 from fruits.errors import InputError
 from fruits.images import ImageRejected, inspect_image
-from fruits.reporting import Phases, count_by, reason_category
+from fruits.reporting import Phases, count_by, reason_category, sum_counts
 from fruits.spark import struct_pandas_udf
 
 NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"
@@ -237,13 +237,13 @@ def run(spark: SparkSession, run: job.JobRun, full_rescan: bool = False) -> dict
     output = run.output("images")
     with phase("read, hash, decode, write"):
         day.write.parquet(output)
-    written = spark.read.parquet(output).drop("content").cache()
+    written = spark.read.parquet(output).drop("content")
     try:
         with phase("report"):
             report = _report(roots, compared, written, todo, full_rescan)
         report["phase_seconds"] = phase.seconds
     finally:
-        for frame in (listed, compared, todo, written):
+        for frame in (listed, compared, todo):
             frame.unpersist()
     run.publish("images", report["events"], {"report": _brief(report)})
     return report
@@ -257,9 +257,20 @@ def _report(
     full_rescan: bool,
 ) -> dict[str, Any]:
     changes = count_by(compared, F.col("change"))
-    statuses = count_by(written, F.col("status"))
-    loaded = written.filter(F.col("status") == corpus.LOADED)
-    set_aside = written.filter(F.col("status").isin(corpus.QUARANTINED, corpus.SKIPPED))
+    tally = (  # one job for every count of the written events
+        written.groupBy(
+            "status",
+            reason_category().alias("why"),
+            "label",
+            F.coalesce(F.col("split"), F.lit("(none)")).alias("split"),
+            "source",
+        )
+        .count()
+        .collect()
+    )
+    statuses = sum_counts(tally, lambda r: r.status)
+    loaded = [r for r in tally if r.status == corpus.LOADED]
+    set_aside = [r for r in tally if r.status in (corpus.QUARANTINED, corpus.SKIPPED)]
     respelled = todo.filter(F.col("spelling").isNotNull()).select("label", "spelling").distinct()
     report: dict[str, Any] = {
         "sources": {labels.source_name(root): root for root in roots},
@@ -273,10 +284,10 @@ def _report(
         "quarantined": statuses.get(corpus.QUARANTINED, 0),
         "skipped": statuses.get(corpus.SKIPPED, 0),
         "events": sum(statuses.values()),
-        "set_aside_by_reason": count_by(set_aside, reason_category()),
-        "images_by_label": count_by(loaded, F.col("label")),
-        "images_by_split": count_by(loaded, F.coalesce(F.col("split"), F.lit("(none)"))),
-        "images_by_source": count_by(loaded, F.col("source")),
+        "set_aside_by_reason": sum_counts(set_aside, lambda r: r.why),
+        "images_by_label": sum_counts(loaded, lambda r: r.label),
+        "images_by_split": sum_counts(loaded, lambda r: r.split),
+        "images_by_source": sum_counts(loaded, lambda r: r.source),
         "labels_normalised": {r.label: r.spelling for r in respelled.collect()},
     }
     read = report["new"] + report["changed"]
