@@ -11,9 +11,10 @@ Sections:
 * broadcast — size of the broadcast weights and time to broadcast and read them back;
 * pca — fit + transform time for 10 k, 50 k and 100 k × 1280 vectors, and the k chosen;
 * pipeline — end-to-end wall time and peak memory of `fruits-local` at several data scales;
-* incremental — day 1 on the sample, then day 2 with 5 % new photos (load and featurize through
-  spark-submit as in production): day 2's share of day 1's time, and what publishing costs in
-  object-store requests (nothing renamed or copied).
+* incremental — day 1 on the sample (``--day-1-scale`` × it), day 2 with 5 % new photos, day 3
+  with none (load and featurize through spark-submit as in production): day 2's share of day 1's
+  time, the stages' fixed cost (day 3) and what the new photos cost above it, and what
+  publishing costs in object-store requests (nothing renamed or copied).
 Speed is measured here, never asserted in tests.
 """
 
@@ -58,10 +59,11 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def replicate_sample(target: Path, images: int) -> Path:
-    """``images`` real sample files (cycled through copies when more than the sample holds)."""
+def replicate_sample(target: Path, images: int, start: int = 0) -> Path:
+    """``images`` real sample files (cycled through copies when more than the sample holds),
+    the ``start``-th first: a later call with ``start`` adds distinct new photos."""
     files = sorted(SAMPLE.rglob("*.jpg"))
-    for i in range(images):
+    for i in range(start, start + images):
         source = files[i % len(files)]
         copy = i // len(files)
         dest = target / f"copy{copy}" / source.parent.parent.name / source.parent.name
@@ -452,22 +454,23 @@ def _written(run_uri: str) -> tuple[int, int]:
     return len(files), sum(f.stat().st_size for f in files)
 
 
-def bench_incremental(new_share: float) -> None:
-    """Day 1 on the whole sample, day 2 with ``new_share`` more photos, through spark-submit."""
+def bench_incremental(new_share: float, scale: float) -> None:
+    """Day 1 on ``scale`` × the sample, day 2 with ``new_share`` more photos, day 3 with none
+    (the stages' fixed cost), load and featurize through spark-submit."""
     from fruits import catalog
     from fruits.local import run_stage
     from fruits.stages import STAGES, PipelineOptions
 
     stages = {stage.name: stage for stage in STAGES}
     options = PipelineOptions(weights=str(WEIGHTS), retention_hours=0)
-    n = len(list(SAMPLE.rglob("*.jpg")))
+    n = round(len(list(SAMPLE.rglob("*.jpg"))) * scale)
     work = Path(tempfile.mkdtemp(prefix="fruits-incremental-"))
-    images = replicate_sample(work / "in", n)
-    rows, first = [], None
-    for ds, added in (("2026-01-01", n), ("2026-01-02", round(n * new_share))):
-        if first is not None:  # distinct new photos (new bytes) beside the day-1 ones
-            extra = replicate_sample(work / "extra", n + added)
-            shutil.copytree(extra / "copy1", images / "copy1")
+    images = work / "in"
+    added = round(n * new_share)
+    rows, totals = [], []
+    for ds, start, count in (("2026-01-01", 0, n), ("2026-01-02", n, added),
+                             ("2026-01-03", n + added, 0)):  # fmt: skip
+        replicate_sample(images, count, start)  # distinct new photos beside the earlier ones
         paths = run_paths([images], work / "out", ds)
         seconds = {}
         reports = {}
@@ -476,7 +479,7 @@ def bench_incremental(new_share: float) -> None:
                 lambda s=stages[name], p=paths: run_stage(s, p, options, quiet=True)
             )
         total = seconds["load"] + seconds["featurize"]
-        first = first or total
+        totals.append(total)
         objects = bytes_ = 0
         for dataset in ("images", "features", "quarantine"):
             run = catalog.current(paths.partition(dataset))
@@ -491,19 +494,25 @@ def bench_incremental(new_share: float) -> None:
             print(f"# {ds} {name}: {report['seconds']} s in the job; {report['phase_seconds']}")
         rows.append([ds, f"{load['listed']:,}", f"{load['new'] + load['changed']:,}",
                      f"{seconds['load']:.1f}", f"{seconds['featurize']:.1f}", f"{total:.1f}",
-                     f"{total / first:.0%}", f"{objects} / {bytes_ / 1e6:.1f} MB",
+                     f"{total / totals[0]:.0%}", f"{objects} / {bytes_ / 1e6:.1f} MB",
                      ", ".join(f"{k} {v}" for k, v in sorted(requests.items())), "0",
                      f"{2 * objects}"])  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
     table(
-        f"Daily increments — day 2 adds {new_share:.0%} new photos; load + featurize through "
-        f"spark-submit, local[{CORES}]",
+        f"Daily increments — {n:,} photos on day 1, {new_share:.0%} new on day 2, none on day 3; "
+        f"load + featurize through spark-submit, local[{CORES}]",
         ["day", "listed", "read (new+changed)", "load s", "featurize s", "load+featurize s",
          "of day 1", "objects written by Spark (images+features+quarantine)",
          "requests by the stages (pointers, reports, deletes)", "objects renamed or copied",
          "renames a staged publish would cost on S3 (COPY+DELETE per object)"],
         rows,
     )  # fmt: skip
+    fixed = totals[2]
+    print(
+        f"# fixed cost (day 3, nothing new): {fixed:.1f} s; above it, day 2's {added:,} new photos "
+        f"cost {totals[1] - fixed:.1f} s = {(totals[1] - fixed) / (totals[0] - fixed):.0%} of "
+        f"day 1's {totals[0] - fixed:.1f} s for {n:,}"
+    )
 
 
 def main() -> None:
@@ -514,6 +523,7 @@ def main() -> None:
     parser.add_argument("--pca-sizes", default="10000,50000,100000")
     parser.add_argument("--scales", default="0.25,1", help="pipeline scales of the sample")
     parser.add_argument("--new-share", type=float, default=0.05, help="incremental: day 2")
+    parser.add_argument("--day-1-scale", type=float, default=1.0, help="incremental: × sample")
     parser.add_argument("--measure", choices=sorted(PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -531,7 +541,7 @@ def main() -> None:
     if "pipeline" in sections:
         bench_pipeline([float(s) for s in args.scales.split(",")])
     if "incremental" in sections:
-        bench_incremental(args.new_share)
+        bench_incremental(args.new_share, args.day_1_scale)
 
 
 if __name__ == "__main__":
