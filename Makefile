@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 SAMPLE ?= $(SHARED)/data/fruits360-sample
+# Real phone photos (a second source, with its fruit_map.csv): trained on when present.
+GROCERY ?= $(SHARED)/data/grocery-store-real
 SHARED_WEIGHTS := $(SHARED)/models/mobilenet_v2_1.0_224_imagenet_no_top.weights.h5
 # Without a local weights file the jobs use Keras' own ImageNet download (needs internet).
 WEIGHTS ?= $(if $(wildcard $(SHARED_WEIGHTS)),$(SHARED_WEIGHTS),imagenet)
@@ -35,8 +37,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/ensure-java.sh
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-run: install  ## set up and run the local pipeline on the Fruits-360 sample
-	$(BIN)/fruits-local --input "$(SAMPLE)" --output "$(OUTPUT)" --weights "$(WEIGHTS)"
+run: install  ## set up and run the local pipeline on the Fruits-360 sample and the grocery photos
+	$(BIN)/fruits-local --input "$(SAMPLE)" $(if $(wildcard $(GROCERY)),--input "$(GROCERY)") \
+		--output "$(OUTPUT)" --weights "$(WEIGHTS)"
 
 serve: install  ## serve the last local run's model (or MODEL=… / POINTER=…) on http://127.0.0.1:8000
 	FRUITS_WEIGHTS="$(WEIGHTS)" $(BIN)/fruits-serve --output "$(OUTPUT)" --host $(HOST) --port $(PORT) \
