@@ -70,7 +70,7 @@ format: install  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
 clean:  ## remove outputs and caches (keeps .venv)
-	rm -rf $(OUTPUT) .pytest_cache .ruff_cache spark-warehouse
+	rm -rf $(OUTPUT) .pytest_cache .ruff_cache .mypy_cache spark-warehouse
 
 constraints: install  ## re-pin constraints.txt from the current .venv
 	{ head -2 constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^fruits-pipeline'; } > constraints.txt.new
