@@ -13,7 +13,7 @@ cluster where no executor can start or a Python worker would outgrow its memory.
 spark-submit in client mode (the driver on the primary node), one YARN attempt each. The tasks
 that call AWS retry with exponential backoff; a failed step is never retried: its sensor logs
 EMR's reason and the driver's Python traceback and fails the run. create_cluster reuses an
-active cluster tagged with the run (fruits_airflow.emr_runtime).
+active cluster tagged with the run (fruits_airflow.emr_operators).
 
 Local twin (``FRUITS_EXECUTION=local``, the default; the graph depends on the environment only)::
 
@@ -47,15 +47,15 @@ from fruits_airflow import (
     capacity,
     cluster_python,
     deployment,
+    emr_operators,
     emr_plan,
-    emr_runtime,
     local_stages,
     publish,
     residency,
     run_params,
 )
 from fruits_airflow.deployment import AWS_CONN_ID, AwsSettings
-from fruits_airflow.emr_runtime import AWS_RETRIES
+from fruits_airflow.emr_operators import AWS_RETRIES
 from fruits_airflow.execution import Mode, execution
 from fruits_airflow.run_params import RunRequest
 
@@ -157,7 +157,7 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
 
     run = validate_emr_params()
     plan = prepare(run)
-    create_cluster = emr_runtime.RunClusterCreateOperator(  # reuses this run's active cluster
+    create_cluster = emr_operators.RunClusterCreateOperator(  # reuses this run's active cluster
         task_id="create_cluster",
         job_flow_overrides=plan["cluster"],
         emr_conn_id=None,
@@ -173,14 +173,14 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
 
     previous: BaseOperator = create_cluster
     for stage in STAGES:
-        submit = emr_runtime.RunStepAddOperator(  # a retry does not add the step twice
+        submit = emr_operators.RunStepAddOperator(  # a retry does not add the step twice
             task_id=stage.name,
             job_flow_id=create_cluster.output,
             steps=plan[stage.name],
             **aws,
             **AWS_RETRIES,
         )
-        wait = emr_runtime.RunStepSensor(  # a failed step: its traceback logged, no retry
+        wait = emr_operators.RunStepSensor(  # a failed step: its traceback logged, no retry
             task_id=f"wait_for_{stage.name}",
             job_flow_id=create_cluster.output,
             step_id=f"{{{{ ti.xcom_pull(task_ids='{stage.name}')[0] }}}}",
@@ -195,7 +195,7 @@ def emr_pipeline(deferrable: bool, poke_interval_s: float) -> None:
         chain(previous, submit, wait)
         previous = wait
 
-    terminate_cluster = emr_runtime.RunClusterTerminateOperator(
+    terminate_cluster = emr_operators.RunClusterTerminateOperator(
         task_id="terminate_cluster",
         # No id when create_cluster failed before pushing one: the operator then finds the
         # run's cluster by its tags.

@@ -13,7 +13,7 @@
   :mod:`~fruits_airflow.emr_plan` — the RunJobFlow request, one EMR step per stage of
   :data:`fruits.stages.STAGES`, and the two together with the capacity (``fruits-emr plan``:
   :mod:`~fruits_airflow.plan_cli`);
-* :mod:`~fruits_airflow.emr_runtime`, :mod:`~fruits_airflow.emr_logs` — the provider's operators
+* :mod:`~fruits_airflow.emr_operators`, :mod:`~fruits_airflow.emr_logs` — the provider's operators
   and sensor made retry-safe, and why a step or a cluster failed, from EMR's logs;
 * :mod:`~fruits_airflow.local_stages` — the local twin's stage runner;
 * :mod:`~fruits_airflow.uris` — S3 URI helpers.

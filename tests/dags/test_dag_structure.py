@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import ParamValidationError
 from dag_harness import DAG_ID, dag_bag, parse_dag
 
 from fruits.stages import STAGES
-from fruits_airflow.emr_runtime import RunStepAddOperator, RunStepSensor
+from fruits_airflow.emr_operators import RunStepAddOperator, RunStepSensor
 
 STAGE_NAMES = [stage.name for stage in STAGES]
 
@@ -113,7 +113,7 @@ def test_termination_is_the_teardown_of_the_cluster_creation(emr_dag):
 def test_tasks_calling_aws_retry_with_exponential_backoff_and_validation_does_not(emr_dag):
     """Throttling or a network blip costs a retry, 30 s then 60 s, 120 s; a failed step, a
     refused region or an invalid request fail at once (AirflowFailException, see
-    fruits_airflow.emr_runtime)."""
+    fruits_airflow.emr_operators)."""
     waits = [f"wait_for_{stage}" for stage in STAGE_NAMES]
     for task_id in ("check_region", "prepare", "create_cluster", *STAGE_NAMES, *waits):
         task = emr_dag.get_task(task_id)

@@ -25,7 +25,7 @@ from aws_fakes import (
 )
 
 from fruits_airflow import emr_logs
-from fruits_airflow.emr_runtime import RunStepSensor, StepFailed, in_flight_step, is_transient
+from fruits_airflow.emr_operators import RunStepSensor, StepFailed, in_flight_step, is_transient
 
 
 def test_the_traceback_is_the_drivers_last_one_without_sparks_records_around_it():
