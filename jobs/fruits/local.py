@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fruits import storage, validation
+from fruits import promotion, storage, validation
 from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS, RUN_RETENTION_HOURS
 from fruits.errors import InputError
 from fruits.layout import DEFAULT_INPUT, DEFAULT_OUTPUT, JOBS_DIR, SPARK_CONF_DIR, spark_submit
@@ -136,6 +136,7 @@ def summary(paths: RunPaths, reports: dict[str, dict[str, Any]], seconds: float)
             f"  PCA               k = {pca['k']} ({pca['k_selection']}), "
             f"explained variance {pca['total_explained_variance']:.1%}",
             f"  classifier        {_classifier(reports.get('train'))}",
+            *_domains(reports.get("train")),
             f"  outputs           {paths.root}/<dataset>/ds={paths.ds}/_current.json names "
             "each dataset's current run",
             f"                    reports   {paths.report('*')}",
@@ -153,6 +154,19 @@ def _classifier(train: dict[str, Any] | None) -> str:
         else "no Test split"
     )
     return f"{scores} ({train['classes']} classes, {config['classifier']}, k = {config['k']})"
+
+
+def _domains(train: dict[str, Any] | None) -> list[str]:
+    """One line per evaluation domain: its figure (top-1, or the share refused) and size."""
+    lines = []
+    for name, scores in sorted(((train or {}).get("domains") or {}).items()):
+        figure = promotion.domain_metrics({"domains": {name: scores}}).get(name)
+        if figure is None:
+            continue
+        what = "answered unknown" if scores.get("level") == "unknown" else "top-1"
+        top3 = f", top-3 {scores['top3']:.1%}" if scores.get("top3") is not None else ""
+        lines.append(f"    {name:<38} {what} {figure:.1%}{top3} ({scores['n']} images)")
+    return lines
 
 
 def _reasons(report: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ S3. The gate and the pointer are :mod:`fruits.promotion`'s. Settings, read when 
 * ``fruits_gate_floors`` / ``FRUITS_GATE_FLOORS``: floor per evaluation domain of the train
   report (``<source>/<split>/<level>``), e.g. ``*/fruit=0.7,images/Test/variety=0.95``
   (``*/LEVEL``: every domain of that level; ``*``: every domain not named). Default: variety
-  0.90, fruit 0.60, unknown (share refused) 0.80; a named domain is required;
+  0.80, fruit 0.60, unknown (share refused) 0.80; a named domain is required;
 * ``fruits_gate_max_regression`` / ``FRUITS_GATE_MAX_REGRESSION``: how much lower than the
   served model's a domain's accuracy may be (default 0.02);
 * ``fruits_model_pointer`` / ``FRUITS_MODEL_POINTER``: the pointer's URI (default

@@ -47,6 +47,10 @@ def test_fruits_local_runs_the_stages_and_prints_a_line_each_and_a_summary(
     assert any(line.startswith("  featurize  18 featurized") for line in lines)
     assert "set aside         1 quarantined, 0 skipped (not a decodable image: 1)" in done.stdout
     assert "new + changed = featurized + set aside: OK" in done.stdout
+    train_report = json.loads((out / "reports/ds=2026-01-02/train.json").read_text())
+    variety = train_report["domains"]["in/Test/variety"]
+    assert "    in/Test/variety" in done.stdout
+    assert f"top-1 {variety['top1']:.1%}, top-3 {variety['top3']:.1%} (9 images)" in done.stdout
 
 
 @pytest.mark.parametrize(
