@@ -125,33 +125,17 @@ def _ranks(rows: pd.DataFrame, prefix: str, truth: Array) -> tuple[Array, Array]
     return top[:, 0] == truth, (top == truth[:, None]).any(axis=1)
 
 
-def fruit_domain(rows: pd.DataFrame, levels: ClassLevels) -> dict[str, Any]:
-    """Fruit-level figures of images of known fruits."""
-    index = {f: i for i, f in enumerate(levels.fruits)}
-    truth = rows["fruit"].map(index).to_numpy(dtype=np.int64)
-    top1, top3 = _ranks(rows, "fruit", truth)
-    answered = rows["answer_fruit"].to_numpy() >= 0
-    right = rows["answer_fruit"].to_numpy() == truth
+def known_domain(rows: pd.DataFrame, levels: ClassLevels, level: str) -> dict[str, Any]:
+    """Figures at ``level`` (``fruit`` or ``variety``) of images of a fruit or variety the model
+    knows: top-1/top-3 among that level's names, how many get an answer, how many right."""
+    names = levels.fruits if level == "fruit" else levels.varieties
+    index = {name: i for i, name in enumerate(names)}
+    truth = rows[level].map(index).to_numpy(dtype=np.int64)
+    top1, top3 = _ranks(rows, level, truth)
+    answered = rows[f"answer_{level}"].to_numpy() >= 0
+    right = rows[f"answer_{level}"].to_numpy() == truth
     return {
-        "level": "fruit",
-        "n": len(rows),
-        "top1": float(top1.mean()),
-        "top3": float(top3.mean()),
-        "answered": float(answered.mean()),
-        "accuracy_when_answered": float(right[answered].mean()) if answered.any() else None,
-        "right_answers": float(right.mean()),
-    }
-
-
-def variety_domain(rows: pd.DataFrame, levels: ClassLevels) -> dict[str, Any]:
-    """Variety-level figures of images of one known variety each."""
-    index = {v: i for i, v in enumerate(levels.varieties)}
-    truth = rows["variety"].map(index).to_numpy(dtype=np.int64)
-    top1, top3 = _ranks(rows, "variety", truth)
-    answered = rows["answer_variety"].to_numpy() >= 0
-    right = rows["answer_variety"].to_numpy() == truth
-    return {
-        "level": "variety",
+        "level": level,
         "n": len(rows),
         "top1": float(top1.mean()),
         "top3": float(top3.mean()),
@@ -193,11 +177,16 @@ def domain_masks(scored: pd.DataFrame, levels: ClassLevels) -> dict[str, tuple[s
 
 def domains(scored: pd.DataFrame, levels: ClassLevels) -> dict[str, dict[str, Any]]:
     """Every domain's figures (see the module docstring), by name."""
-    figures = {"fruit": fruit_domain, "variety": variety_domain, "unknown": refusal_domain}
     out = {}
     for name, (level, mask) in domain_masks(scored, levels).items():
         source, split, _ = name.rsplit("/", 2)
-        out[name] = {"source": source, "split": split, **figures[level](scored[mask], levels)}
+        rows = scored[mask]
+        figures = (
+            refusal_domain(rows, levels)
+            if level == "unknown"
+            else known_domain(rows, levels, level)
+        )
+        out[name] = {"source": source, "split": split, **figures}
     return out
 
 
