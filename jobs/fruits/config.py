@@ -5,9 +5,6 @@ One place for every tunable, so local runs and EMR runs use the same values.
 
 from __future__ import annotations
 
-# EMR release targeted in production and the Spark it ships (pyspark is pinned to its minor).
-EMR_RELEASE_LABEL = "emr-7.12.0"
-
 # Image formats the pipeline decodes, recognised by content whatever the file's extension
 # (Pillow format names); any other file is quarantined with the format it has.
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")

@@ -41,8 +41,9 @@ from fruits.errors import InputError
 from fruits.fruit_info import FruitInfo, catalogue, fruit_facts, info_for
 from fruits.images import ImageRejected
 from fruits.model import extract_features, load_network
-from fruits.saved_pipeline import NumpyPipeline, filesystem, is_dir
+from fruits.saved_pipeline import NumpyPipeline, is_dir
 from fruits.sources import normalise_fruit
+from fruits.storage import filesystem
 
 TOP_K = 3
 
@@ -116,7 +117,7 @@ def read_image(source: str | Path | bytes) -> bytes:
         return bytes(source)
     fs, path = filesystem(str(source))
     if is_dir(fs, path):
-        raise InputError(f"{source} is a folder, not a photo (give the photos in it)")
+        raise InputError("a folder, not a photo (give the photos in it)")
     try:
         return _read(fs, path)
     except FileNotFoundError as exc:

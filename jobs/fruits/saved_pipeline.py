@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,22 +24,12 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from fruits.errors import InputError
+from fruits.storage import filesystem
 
 Array = NDArray[Any]  # numpy arrays, any shape and dtype
 Step = Callable[[Array], Array]  # one stage: rows of its input → rows of its output
 
 _SKIPPED = {"org.apache.spark.ml.feature.StringIndexerModel"}
-
-
-def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and path for a local path, ``file://`` or ``s3://`` URI."""
-    if "://" in uri and not uri.startswith("file://"):
-        located: tuple[pafs.FileSystem, str] = pafs.FileSystem.from_uri(
-            uri.replace("s3a://", "s3://")
-        )
-        return located
-    path = uri.removeprefix("file://").removeprefix("file:")
-    return pafs.LocalFileSystem(), os.path.abspath(path)
 
 
 def is_dir(fs: pafs.FileSystem, path: str) -> bool:

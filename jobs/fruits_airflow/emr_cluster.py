@@ -1,6 +1,6 @@
 """The ``RunJobFlow`` request of a run's transient EMR cluster.
 
-Pinned release (:data:`fruits.config.EMR_RELEASE_LABEL`), Spark only; a bootstrap action builds
+Pinned release (:data:`EMR_RELEASE_LABEL`), Spark only; a bootstrap action builds
 the jobs' virtualenv on every node (:mod:`fruits_airflow.cluster_python`) and Spark's Python is
 that virtualenv's, for the driver and the executors in either deploy mode; YARN application
 masters on core nodes (on demand); Spot capacity only in a task instance group; encryption at
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fruits.config import EMR_RELEASE_LABEL, SPARK_CONF
+from fruits.config import SPARK_CONF
 from fruits_airflow.artifacts import ClusterFiles
 from fruits_airflow.cluster_python import EMR_PYTHON
 from fruits_airflow.deployment import AwsSettings
@@ -20,6 +20,9 @@ from fruits_airflow.run_params import RunRequest
 
 # Every way Spark picks the Python of the driver and of the executors, in client and cluster
 # mode: the spark-defaults properties take precedence, the environment covers other launchers.
+# EMR release targeted in production and the Spark it ships (pyproject pins pyspark to its minor).
+EMR_RELEASE_LABEL = "emr-7.12.0"
+
 PYTHON_PROPERTIES = {
     "spark.pyspark.python": EMR_PYTHON,
     "spark.pyspark.driver.python": EMR_PYTHON,

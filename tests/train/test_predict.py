@@ -213,8 +213,6 @@ def test_a_folder_among_the_photos_is_named_and_the_others_answered(
     ]
     assert main([*argv, "--json"]) == 2
     out, err = capsys.readouterr()
-    assert (
-        err.strip() == f"fruits-predict: error: {folder}: {folder} is a folder, not a photo "
-        "(give the photos in it)"
-    )
+    expected = f"fruits-predict: error: {folder}: a folder, not a photo (give the photos in it)"
+    assert err.strip() == expected
     assert [json.loads(line)["label"] for line in out.splitlines()] == ["Banana"]
