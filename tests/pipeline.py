@@ -31,11 +31,12 @@ def run_stages(
     k: int | None = None,
     variance: float = 0.95,
     full_rescan: bool = False,
+    views: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """The named stages, in order, as the jobs run them; their reports by name."""
     bodies = {
         "load": lambda: load.run(spark, job(run_paths), full_rescan),
-        "featurize": lambda: featurize.run(spark, job(run_paths), str(weights)),
+        "featurize": lambda: featurize.run(spark, job(run_paths), str(weights), views=views),
         "pca": lambda: pca.run(spark, job(run_paths), k, variance),
         "train": lambda: train.run(spark, job(run_paths)),
     }

@@ -99,6 +99,9 @@ VARIETY_THRESHOLD = 0.5
 # Test-time views of a photo whose class probabilities are averaged
 # (fruits.augmentation.test_views: the image, its mirror, centre and corner crops); 1: the image.
 TEST_VIEWS = 7
+# With featurize's --views: augmented views computed per training image besides the image
+# itself (fruits.augmentation.decode_training_views); held-out images get TEST_VIEWS - 1 more.
+TRAINING_VIEWS = 4
 # Below this cosine similarity to the nearest training image (MobileNetV2 features) a photo is
 # "unknown", however confident the classifier; the train stage keeps up to REFERENCE_PER_CLASS
 # training images per class as the reference set. Noise, plain colours, drawings and portraits

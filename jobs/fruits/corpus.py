@@ -29,7 +29,10 @@ EVENT_SCHEMA = (
     "status string, stage string, reason string"
 )
 IMAGES_SCHEMA = f"{EVENT_SCHEMA}, format string, width int, height int, mode string, content binary"
-FEATURES_SCHEMA = f"{EVENT_SCHEMA}, features array<float>, model_id string"
+# view_features: the image's extra views (featurize --views; null without), view 1 first.
+FEATURES_SCHEMA = (
+    f"{EVENT_SCHEMA}, features array<float>, model_id string, view_features array<array<float>>"
+)
 
 
 def columns(schema: str) -> list[str]:
@@ -68,6 +71,16 @@ def state_before(spark: SparkSession, paths: RunPaths) -> DataFrame:
     """The corpus as the run of ``paths.ds`` finds it: latest event per path of earlier dates."""
     columns = ("path", "source_root", "length", "modificationTime", "status", "image_id", "ds")
     return latest_per_path(events(spark, paths, before=paths.ds).select(*columns))
+
+
+def with_views(features: DataFrame) -> DataFrame:
+    """One row per view: the image's (``view`` 0, ``features``), then one per vector of its
+    ``view_features`` (``view`` 1, 2, …, the vector as ``features``)."""
+    rest = [c for c in features.columns if c not in ("features", "view_features")]
+    images = features.select(*rest, "features", F.lit(0).alias("view"))
+    extra = features.select(*rest, F.posexplode("view_features").alias("position", "features"))
+    views = extra.select(*rest, "features", (F.col("position") + 1).alias("view"))
+    return images.unionByName(views)
 
 
 def current_features(spark: SparkSession, paths: RunPaths) -> DataFrame:

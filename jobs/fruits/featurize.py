@@ -32,17 +32,20 @@ import numpy.typing as npt
 import pandas as pd
 from pyspark import Accumulator, SparkContext, StorageLevel
 from pyspark.broadcast import Broadcast
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from fruits import catalog, corpus, job, storage, validation
+from fruits.augmentation import decode_training_views, decode_views
 from fruits.config import (
     ARROW_BATCH_MAX_BYTES,
     ARROW_BATCH_ROWS,
     DEFAULT_WEIGHTS,
     INFERENCE_BATCH_SIZE,
     ROWS_PER_TASK,
+    TEST_VIEWS,
+    TRAINING_VIEWS,
 )
 from fruits.errors import InputError
 from fruits.images import ImageRejected, decode_for_model
@@ -55,8 +58,14 @@ if TYPE_CHECKING:
     from pyspark.sql._typing import UserDefinedFunctionLike
 
 _FEATURES_SCHEMA = StructType(
-    [StructField("features", ArrayType(FloatType())), StructField("reason", StringType())]
+    [
+        StructField("features", ArrayType(FloatType())),
+        StructField("view_features", ArrayType(ArrayType(FloatType()))),
+        StructField("reason", StringType()),
+    ]
 )
+# Which extra views an image gets (--views): by its split, see view_kind.
+TRAIN_KIND, HELD_OUT_KIND, NO_VIEWS = "train", "held-out", "none"
 
 # Per Python worker process: broadcast key → rebuilt network. Lives in this module (imported by
 # the worker), so it outlives batches and tasks for as long as Spark reuses the worker.
@@ -99,35 +108,59 @@ def network_for(
     return network
 
 
+def decode_with_views(content: bytes, image_id: str, kind: str) -> npt.NDArray[np.float32]:
+    """``n×224×224×3``: the image (view 0), then its extra views for ``kind``: training views
+    (:data:`TRAINING_VIEWS`), test-time views (:data:`TEST_VIEWS` - 1) or none."""
+    if kind == TRAIN_KIND:
+        extra = decode_training_views(content, image_id, TRAINING_VIEWS)
+        return np.concatenate([decode_for_model(content)[None], extra])
+    if kind == HELD_OUT_KIND:
+        return decode_views(content, TEST_VIEWS)
+    return decode_for_model(content)[None]
+
+
 def featurize_batch(
-    network: Any, contents: pd.Series, batch_size: int, counters: WorkerCounters | None = None
+    network: Any,
+    contents: pd.Series,
+    batch_size: int,
+    counters: WorkerCounters | None = None,
+    image_ids: pd.Series | None = None,
+    kinds: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Features for one Arrow batch; undecodable images get a reason and no features."""
+    """Features for one Arrow batch (and the extra views of ``kinds``, see
+    :func:`decode_with_views`); undecodable images get a reason and no features."""
     started = time.perf_counter()
+    ids = image_ids if image_ids is not None else pd.Series([""] * len(contents))
+    kind_of = kinds if kinds is not None else pd.Series([NO_VIEWS] * len(contents))
     arrays: list[npt.NDArray[np.float32] | None] = []
     reasons: list[str | None] = []
-    for content in contents:
+    for content, image_id, kind in zip(contents, ids, kind_of, strict=True):
         try:
-            arrays.append(decode_for_model(content))
+            arrays.append(decode_with_views(content, image_id, kind))
             reasons.append(None)
         except ImageRejected as exc:
             arrays.append(None)
             reasons.append(str(exc))
     decoded = [a for a in arrays if a is not None]
     inference_started = time.perf_counter()
-    features: Iterator[npt.NDArray[np.float32]] = iter(
-        extract_features(network, np.stack(decoded), batch_size) if decoded else []
-    )
+    vectors = extract_features(network, np.concatenate(decoded), batch_size) if decoded else None
     if counters is not None:
         counters.arrow_batches.add(1)
         counters.decode_seconds.add(inference_started - started)
         counters.inference_seconds.add(time.perf_counter() - inference_started)
-    return pd.DataFrame(
-        {
-            "features": [next(features) if a is not None else None for a in arrays],
-            "reason": reasons,
-        }
-    )
+    features: list[npt.NDArray[np.float32] | None] = []
+    views: list[list[npt.NDArray[np.float32]] | None] = []
+    at = 0
+    for array in arrays:
+        if array is None or vectors is None:
+            features.append(None)
+            views.append(None)
+            continue
+        rows = vectors[at : at + len(array)]
+        at += len(array)
+        features.append(rows[0])
+        views.append(list(rows[1:]) if len(rows) > 1 else None)
+    return pd.DataFrame({"features": features, "view_features": views, "reason": reasons})
 
 
 def make_featurize_udf(
@@ -136,14 +169,17 @@ def make_featurize_udf(
     batch_size: int,
     counters: WorkerCounters,
 ) -> UserDefinedFunctionLike:
-    """The iterator pandas UDF: bytes → struct<features, reason>."""
+    """The iterator pandas UDF: (bytes, image id, view kind) → struct<features, view_features,
+    reason>."""
     key = uuid.uuid4().hex  # names this broadcast in the workers' cache
 
     @struct_pandas_udf(_FEATURES_SCHEMA)
-    def featurize(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+    def featurize(
+        batches: Iterator[tuple[pd.Series, pd.Series, pd.Series]],
+    ) -> Iterator[pd.DataFrame]:
         network = network_for(weights, key, tf_threads, counters)
-        for batch in contents:
-            yield featurize_batch(network, batch, batch_size, counters)
+        for contents, image_ids, kinds in batches:
+            yield featurize_batch(network, contents, batch_size, counters, image_ids, kinds)
 
     # Non-deterministic keeps Spark from evaluating the UDF once per extracted struct field.
     return featurize.asNondeterministic()
@@ -170,13 +206,31 @@ def model_id(weight_arrays: list[npt.NDArray[Any]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def known_vectors(spark: SparkSession, paths: RunPaths, model: str) -> DataFrame:
-    """``image_id, features`` already computed with these weights, on any date, an image
-    possibly several times (lazy: the features are read only where they are used)."""
+# The vectors of one content: the image's, and its extra views' (null without --views).
+VECTORS_SCHEMA = (
+    "image_id string, kind string, features array<float>, view_features array<array<float>>"
+)
+# Appended to the weights' model id when featurize computes views: vectors are reused only
+# from runs that computed the same views.
+VIEWS_SUFFIX = f"+views{TRAINING_VIEWS}x{TEST_VIEWS}"
+
+
+def view_kind(views: bool) -> Column:
+    """Which extra views a row's image gets: training views in the ``Training`` split, test-time
+    views elsewhere; none at all without ``views``."""
+    if not views:
+        return F.lit(NO_VIEWS)
+    return F.when(F.col("split") == "Training", TRAIN_KIND).otherwise(HELD_OUT_KIND)
+
+
+def known_vectors(spark: SparkSession, paths: RunPaths, model: str, views: bool) -> DataFrame:
+    """``image_id, kind, features, view_features`` already computed with these weights (and
+    views), on any date, an image possibly several times (lazy: the features are read only
+    where they are used)."""
     known = corpus.events(spark, paths).filter(
         (F.col("status") == corpus.FEATURIZED) & (F.col("model_id") == model)
     )
-    return known.select("image_id", "features")
+    return known.withColumn("kind", view_kind(views)).select(*corpus.columns(VECTORS_SCHEMA))
 
 
 class Progress:
@@ -218,8 +272,10 @@ def run(
     weights: str = DEFAULT_WEIGHTS,
     batch_size: int = INFERENCE_BATCH_SIZE,
     tf_threads: int | None = None,
+    views: bool = False,
 ) -> dict[str, Any]:
-    """Featurize the date's loaded images; publish its features and quarantine; the report."""
+    """Featurize the date's loaded images (``views``: and their extra views, see
+    :func:`decode_with_views`); publish its features and quarantine; the report."""
     validation.weights(weights)
     images = catalog.current(run.paths.partition("images"))
     if images is None:
@@ -229,10 +285,13 @@ def run(
     reported = images.details.get("report", {}).get("loaded")  # load counted them: no job
     n_loaded = int(reported) if reported is not None else loaded.count()
     phase = Phases()
-    vectors, facts = _vectors(spark, run, loaded, n_loaded, weights, batch_size, tf_threads, phase)
+    loaded = loaded.withColumn("kind", view_kind(views))
+    vectors, facts = _vectors(
+        spark, run, loaded, n_loaded, weights, batch_size, tf_threads, views, phase
+    )
 
     events = day.drop("content", "format", "width", "height", "mode")
-    joined = events.join(vectors, "image_id", "left")
+    joined = events.withColumn("kind", view_kind(views)).join(vectors, ["image_id", "kind"], "left")
     is_loaded = F.col("status") == corpus.LOADED
     featurized = is_loaded & F.col("features").isNotNull()
     rows = joined.select(
@@ -295,12 +354,12 @@ def _vectors(
     weights: str,
     batch_size: int,
     tf_threads: int | None,
+    views: bool,
     phase: Phases,
 ) -> tuple[DataFrame, dict[str, Any]]:
-    """(``image_id, features, vector_reason`` for the loaded images, report facts)."""
-    empty = spark.createDataFrame(
-        [], "image_id string, features array<float>, vector_reason string"
-    )
+    """(``image_id, kind, features, view_features, vector_reason`` for the loaded images,
+    report facts)."""
+    empty = spark.createDataFrame([], VECTORS_SCHEMA + ", vector_reason string")
     if n_loaded == 0:  # nothing new today: no network, no broadcast, no job
         return empty, {"computed": 0, "reused": 0, "networks_built": 0}
     sc = spark.sparkContext
@@ -308,12 +367,13 @@ def _vectors(
     with phase("load weights"):
         network = load_network(weights, read_bytes=storage.read_bytes)
         weight_arrays: list[npt.NDArray[Any]] = network.get_weights()
-        model = model_id(weight_arrays)
+        model = model_id(weight_arrays) + (VIEWS_SUFFIX if views else "")
     # Which of today's contents have a vector: image ids only (no feature is read for this).
-    known = known_vectors(spark, run.paths, model)
-    todays = loaded.select("image_id", "content", "length").dropDuplicates(["image_id"])
+    known = known_vectors(spark, run.paths, model, views)
+    keys = ["image_id", "kind"]
+    todays = loaded.select(*keys, "content", "length").dropDuplicates(keys)
     marked = todays.join(
-        known.select("image_id").distinct().withColumn("known", F.lit(True)), "image_id", "left"
+        known.select(*keys).distinct().withColumn("known", F.lit(True)), keys, "left"
     ).cache()
     new = F.col("known").isNull()
     with phase("find known vectors"):
@@ -325,19 +385,27 @@ def _vectors(
     n_todo, mean_bytes, n_known = totals
     todo = marked.filter(new).drop("known")
     reused = (  # read only when some of today's contents were featurized before
-        known.join(todays.select("image_id"), "image_id", "left_semi").dropDuplicates(["image_id"])
+        known.join(todays.select(*keys), keys, "left_semi").dropDuplicates(keys)
         if n_known
-        else spark.createDataFrame([], "image_id string, features array<float>")
+        else spark.createDataFrame([], VECTORS_SCHEMA)
     )
-    rows_per_batch = arrow_batch_rows(float(mean_bytes or 0))
+    # Each row decodes to 1 array, or up to TEST_VIEWS with views: keep a batch's arrays bounded.
+    rows_per_batch = max(
+        1, arrow_batch_rows(float(mean_bytes or 0)) // (TEST_VIEWS if views else 1)
+    )
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows_per_batch))
     broadcast = sc.broadcast(weight_arrays)
     counters = WorkerCounters.create(sc)
     featurize = make_featurize_udf(broadcast, tf_threads, batch_size, counters)
     computed = (
         todo.repartition(task_count(n_todo, sc.defaultParallelism))  # round-robin: equal tasks
-        .withColumn("result", featurize("content"))
-        .select("image_id", "result.features", F.col("result.reason").alias("vector_reason"))
+        .withColumn("result", featurize("content", "image_id", "kind"))
+        .select(
+            *keys,
+            "result.features",
+            "result.view_features",
+            F.col("result.reason").alias("vector_reason"),
+        )
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
@@ -350,6 +418,7 @@ def _vectors(
     n_reused = n_loaded - n_computed  # loaded rows whose content was known or a duplicate
     facts = {
         "model_id": model,
+        "views": views,
         "computed": n_computed,
         "reused": n_reused,
         "arrow_batch_rows": rows_per_batch,
@@ -368,6 +437,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE)
     p.add_argument("--tf-threads", type=int, help="TensorFlow threads per worker")
+    p.add_argument(
+        "--views",
+        action="store_true",
+        help=f"also compute {TRAINING_VIEWS} augmented views of each training image and "
+        f"{TEST_VIEWS - 1} test-time views of each held-out one (for train)",
+    )
     return p
 
 
@@ -378,5 +453,5 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "featurize",
         argv,
         parser(),
-        lambda spark, run_, a: run(spark, run_, a.weights, a.batch_size, a.tf_threads),
+        lambda spark, run_, a: run(spark, run_, a.weights, a.batch_size, a.tf_threads, a.views),
     )

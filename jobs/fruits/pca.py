@@ -107,7 +107,7 @@ def run(
     """Fit PCA on the corpus (or reuse the run that already did); publish model, vectors,
     report and plot as the date's current ``pca`` run; return the report."""
     validation.pca_choice(k, variance)
-    features = corpus.current_features(spark, run.paths)
+    features = corpus.current_features(spark, run.paths).drop("view_features")  # images only
     key = fingerprint(features, {"k": k, "variance": None if k else variance})  # 3 columns read
     earlier = earlier_run(run.paths.dataset("pca"), key)
     if earlier is not None:

@@ -51,6 +51,7 @@ class PipelineOptions:
     k: int | None = None
     variance: float = DEFAULT_VARIANCE
     full_rescan: bool = False
+    views: bool = False  # featurize also computes augmented / test-time views (for train)
     retention_hours: float = RUN_RETENTION_HOURS
 
 
@@ -73,7 +74,7 @@ def _load_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
 
 
 def _featurize_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
-    return ["--weights", options.weights]
+    return ["--weights", options.weights, *(["--views"] if options.views else [])]
 
 
 def _pca_args(paths: RunPaths, options: PipelineOptions) -> list[str]:

@@ -362,7 +362,7 @@ def run(
         raise InputError(f"--classifier must be one of {CLASSIFIERS}, got {config.classifier!r}")
     if config.k < 1:
         raise InputError(f"--k must be at least 1, got {config.k}")
-    features = with_classes(corpus.current_features(spark, run.paths))
+    features = with_classes(corpus.with_views(corpus.current_features(spark, run.paths)))
     # Read once: the corpus query (latest event per path) feeds every job below.
     data = features.select(*ROW_COLUMNS, "source_root", "class_path", "label", "model_id")
     data = data.cache()

@@ -153,7 +153,7 @@ def test_sensors_and_cluster_waits_defer_when_asked(monkeypatch):
 
 
 def test_params_of_a_manual_run(emr_dag, local_dag):
-    common = {"input", "weights", "k", "variance", "full_rescan"}
+    common = {"input", "weights", "k", "variance", "full_rescan", "views"}
     assert set(local_dag.params) == common
     cluster = {"core_instance_count", "task_instance_count", "task_spot"}
     assert set(emr_dag.params) == common | cluster

@@ -116,3 +116,53 @@ def test_missing_input_or_weights_are_clear_errors_before_any_work(spark, tmp_pa
     with pytest.raises(InputError, match="weights file not found"):
         featurize.run(spark, job(run_paths), str(tmp_path / "missing.weights.h5"))
     assert not (tmp_path / "features").exists()
+
+
+def test_views_are_computed_per_split_reused_the_next_day_and_trained_on(
+    spark, sample_dir, weights_path, tmp_path
+):
+    """--views: view 0 is the plain vector; a Training image gets TRAINING_VIEWS augmented
+    views, a held-out one TEST_VIEWS - 1 test-time views; the next day reuses them all; train
+    sees one row per view and averages TEST_VIEWS views per held-out image."""
+    from fruits import corpus
+    from fruits.config import TEST_VIEWS, TRAINING_VIEWS
+    from pipeline import run_stages
+    from samples import copy_subset
+
+    images = copy_subset(sample_dir, tmp_path / "in", ["Banana", "Kiwi"], 2)
+    day_1 = paths([images], tmp_path / "out", "2026-02-01")
+    plain = run_stages(spark, paths([images], tmp_path / "plain", "2026-02-01"), weights_path)
+    reports = run_stages(spark, day_1, weights_path, views=True)
+    assert reports["featurize"]["computed"] == 8 and reports["featurize"]["views"] is True
+    assert reports["featurize"]["model_id"].endswith(featurize.VIEWS_SUFFIX)
+    assert (
+        plain["featurize"]["model_id"] + featurize.VIEWS_SUFFIX == reports["featurize"]["model_id"]
+    )
+
+    rows = {r.path: r for r in current(spark, day_1, "features").collect()}
+    plain_paths = paths([images], tmp_path / "plain", "2026-02-01")
+    without = {r.path: r for r in current(spark, plain_paths, "features").collect()}
+    for path, row in rows.items():
+        expected = TRAINING_VIEWS if row.split == "Training" else TEST_VIEWS - 1
+        assert len(row.view_features) == expected, path
+        np.testing.assert_allclose(row.features, without[path].features, atol=1e-5)
+        vectors = np.asarray([row.features, *row.view_features])
+        assert len({v.tobytes() for v in vectors}) == len(vectors)  # views differ
+        assert without[path].view_features is None
+
+    day_2 = paths([images], tmp_path / "out", "2026-02-02")
+    again = run_stages(
+        spark, day_2, weights_path, ("load", "featurize"), full_rescan=True, views=True
+    )
+    assert (again["featurize"]["computed"], again["featurize"]["reused"]) == (0, 8)
+    later = {r.path: r for r in current(spark, day_2, "features").collect()}
+    assert all(later[p].view_features == rows[p].view_features for p in rows)
+
+    exploded = corpus.with_views(corpus.current_features(spark, day_2)).collect()
+    per_view = sorted((r.split, r.view) for r in exploded if r.path.endswith(sorted(rows)[0]))
+    assert len(exploded) == 4 * (1 + TRAINING_VIEWS) + 4 * TEST_VIEWS
+    assert [v for _, v in per_view] == list(range(len(per_view)))
+
+    trained = run_stages(spark, day_2, weights_path, ("pca", "train"), k=4)["train"]
+    assert (trained["n_train"], trained["n_train_rows"]) == (4, 4 * (1 + TRAINING_VIEWS))
+    assert trained["rules"]["test_views"] == TEST_VIEWS
