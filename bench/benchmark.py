@@ -14,7 +14,9 @@ Sections:
 * incremental — day 1 on the sample (``--day-1-scale`` × it), day 2 with 5 % new photos, day 3
   with none (load and featurize through spark-submit as in production): day 2's share of day 1's
   time, the stages' fixed cost (day 3) and what the new photos cost above it, and what
-  publishing costs in object-store requests (nothing renamed or copied).
+  publishing costs in object-store requests (nothing renamed or copied);
+* phone — load + featurize of 12-megapixel JPEGs: the Arrow batch rows chosen from their bytes
+  and the largest Python worker's peak memory against the EMR capacity model's allotment.
 Speed is measured here, never asserted in tests.
 """
 
@@ -515,9 +517,77 @@ def bench_incremental(new_share: float, scale: float) -> None:
     )
 
 
+# --------------------------------------------------------------------------- phone photos
+
+
+def _pyspark_workers_rss() -> list[int]:
+    """Resident bytes of each Python worker of Spark (``pyspark.daemon`` and its forks)."""
+    import psutil
+
+    sizes = []
+    for proc in psutil.process_iter(["cmdline", "memory_info"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "pyspark.daemon" in cmdline or "pyspark.worker" in cmdline:
+            sizes.append(proc.info["memory_info"].rss)
+    return sizes
+
+
+def bench_phone_photos(count: int) -> None:
+    """load + featurize of ``count`` 12-megapixel JPEGs (real grocery photos upscaled, with
+    sensor-like noise) through spark-submit: the Arrow batch rows chosen from their size, and
+    the largest Python worker's peak against what the EMR capacity model gives each worker."""
+    import threading
+
+    from service_load import photos
+
+    from fruits.local import run_stage
+    from fruits.stages import STAGES, PipelineOptions
+    from fruits_airflow.capacity import Workload
+
+    stages = {stage.name: stage for stage in STAGES}
+    work = Path(tempfile.mkdtemp(prefix="fruits-phone-"))
+    sizes = []
+    for i, data in enumerate(photos((4000, 3000), 8)):
+        for copy in range(count // 8):
+            folder = work / "in" / "Training" / f"Fruit {i}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"IMG_{copy:04d}.jpg").write_bytes(data + bytes([copy % 251]))
+            sizes.append(len(data))
+    paths = run_paths([work / "in"], work / "out")
+    options = PipelineOptions(weights=str(WEIGHTS), retention_hours=0)
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            peak[0] = max([peak[0], *_pyspark_workers_rss()])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    seconds = {}
+    reports = {}
+    for name in ("load", "featurize"):
+        seconds[name], reports[name] = timed(
+            lambda s=stages[name]: run_stage(s, paths, options, quiet=True)
+        )
+    done.set()
+    sampler.join()
+    shutil.rmtree(work, ignore_errors=True)
+    workload = Workload()
+    featurize = reports["featurize"]
+    table(
+        f"Phone photos — {len(sizes)} JPEGs of 4000×3000 ({statistics.mean(sizes) / 1e6:.1f} MB "
+        f"each), load + featurize through spark-submit, local[{CORES}]",
+        ["load s", "featurize s", "featurized", "Arrow batch rows (from bytes)",
+         "largest Python worker peak MB", "capacity model: MB per worker (peak + 2 batches)"],
+        [[f"{seconds['load']:.1f}", f"{seconds['featurize']:.1f}", featurize["featurized"],
+          featurize["arrow_batch_rows"], f"{peak[0] / 2**20:.0f}", workload.worker_mb]],
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="featurize,broadcast,pca,pipeline,incremental")
+    parser.add_argument("--only", default="featurize,broadcast,pca,pipeline,incremental,phone")
+    parser.add_argument("--phone-photos", type=int, default=96, help="phone: 12 MP JPEGs")
     parser.add_argument("--images", type=int, default=3240, help="featurize: largest size")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pca-sizes", default="10000,50000,100000")
@@ -542,6 +612,8 @@ def main() -> None:
         bench_pipeline([float(s) for s in args.scales.split(",")])
     if "incremental" in sections:
         bench_incremental(args.new_share, args.day_1_scale)
+    if "phone" in sections:
+        bench_phone_photos(args.phone_photos)
 
 
 if __name__ == "__main__":
