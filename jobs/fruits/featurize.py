@@ -313,7 +313,7 @@ def run(
     features_out, quarantine_out = run.output("features"), run.output("quarantine")
     with phase("write features"):
         rows.write.parquet(features_out)
-    written = spark.read.parquet(features_out).drop("features")
+    written = spark.read.parquet(features_out).drop("features", "view_features")
     set_aside = written.filter(F.col("status").isin(corpus.QUARANTINED, corpus.SKIPPED))
     with phase("write quarantine, count"):
         set_aside.write.parquet(quarantine_out)
