@@ -122,19 +122,17 @@ def decode_with_views(content: bytes, image_id: str, kind: str) -> npt.NDArray[n
 def featurize_batch(
     network: Any,
     contents: pd.Series,
+    image_ids: pd.Series,
+    kinds: pd.Series,
     batch_size: int,
-    counters: WorkerCounters | None = None,
-    image_ids: pd.Series | None = None,
-    kinds: pd.Series | None = None,
+    counters: WorkerCounters,
 ) -> pd.DataFrame:
     """Features for one Arrow batch (and the extra views of ``kinds``, see
     :func:`decode_with_views`); undecodable images get a reason and no features."""
     started = time.perf_counter()
-    ids = image_ids if image_ids is not None else pd.Series([""] * len(contents))
-    kind_of = kinds if kinds is not None else pd.Series([NO_VIEWS] * len(contents))
     arrays: list[npt.NDArray[np.float32] | None] = []
     reasons: list[str | None] = []
-    for content, image_id, kind in zip(contents, ids, kind_of, strict=True):
+    for content, image_id, kind in zip(contents, image_ids, kinds, strict=True):
         try:
             arrays.append(decode_with_views(content, image_id, kind))
             reasons.append(None)
@@ -144,10 +142,9 @@ def featurize_batch(
     decoded = [a for a in arrays if a is not None]
     inference_started = time.perf_counter()
     vectors = extract_features(network, np.concatenate(decoded), batch_size) if decoded else None
-    if counters is not None:
-        counters.arrow_batches.add(1)
-        counters.decode_seconds.add(inference_started - started)
-        counters.inference_seconds.add(time.perf_counter() - inference_started)
+    counters.arrow_batches.add(1)
+    counters.decode_seconds.add(inference_started - started)
+    counters.inference_seconds.add(time.perf_counter() - inference_started)
     features: list[npt.NDArray[np.float32] | None] = []
     views: list[list[npt.NDArray[np.float32]] | None] = []
     at = 0
@@ -179,7 +176,7 @@ def make_featurize_udf(
     ) -> Iterator[pd.DataFrame]:
         network = network_for(weights, key, tf_threads, counters)
         for contents, image_ids, kinds in batches:
-            yield featurize_batch(network, contents, batch_size, counters, image_ids, kinds)
+            yield featurize_batch(network, contents, image_ids, kinds, batch_size, counters)
 
     # Non-deterministic keeps Spark from evaluating the UDF once per extracted struct field.
     return featurize.asNondeterministic()
@@ -281,17 +278,17 @@ def run(
     if images is None:
         raise InputError(f"no images for {run.paths.ds} under {run.paths.root} (run load first)")
     day = spark.read.schema(corpus.IMAGES_SCHEMA).parquet(images.uri)
+    day = day.withColumn("kind", view_kind(views))  # which views each image gets
     loaded = day.filter(F.col("status") == corpus.LOADED)
     reported = images.details.get("report", {}).get("loaded")  # load counted them: no job
     n_loaded = int(reported) if reported is not None else loaded.count()
     phase = Phases()
-    loaded = loaded.withColumn("kind", view_kind(views))
     vectors, facts = _vectors(
         spark, run, loaded, n_loaded, weights, batch_size, tf_threads, views, phase
     )
 
     events = day.drop("content", "format", "width", "height", "mode")
-    joined = events.withColumn("kind", view_kind(views)).join(vectors, ["image_id", "kind"], "left")
+    joined = events.join(vectors, ["image_id", "kind"], "left")
     is_loaded = F.col("status") == corpus.LOADED
     featurized = is_loaded & F.col("features").isNotNull()
     rows = joined.select(

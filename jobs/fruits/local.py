@@ -158,9 +158,10 @@ def _classifier(train: dict[str, Any] | None) -> str:
 
 def _domains(train: dict[str, Any] | None) -> list[str]:
     """One line per evaluation domain: its figure (top-1, or the share refused) and size."""
+    figures = promotion.domain_metrics(train or {})
     lines = []
     for name, scores in sorted(((train or {}).get("domains") or {}).items()):
-        figure = promotion.domain_metrics({"domains": {name: scores}}).get(name)
+        figure = figures.get(name)
         if figure is None:
             continue
         what = "answered unknown" if scores.get("level") == "unknown" else "top-1"

@@ -463,9 +463,9 @@ def _train_and_write(
     )
     train_scores = _class_scores(pipeline, originals)
     index = {label: i for i, label in enumerate(labels)}
-    why = degenerate_fit(
-        train_scores["prediction"].to_numpy(), train_scores["class"].map(index).to_numpy()
-    )
+    train_predicted = train_scores["prediction"].to_numpy()
+    train_classes = train_scores["class"].map(index).to_numpy()
+    why = degenerate_fit(train_predicted, train_classes)
     if why:
         raise DegenerateFit(f"no model published: {why}")
     report = {
@@ -493,9 +493,7 @@ def _train_and_write(
         "rules": _rules(rules, test_views),
         "threshold": PREDICT_THRESHOLD,
         "domains": figures,
-        "train_accuracy": float(
-            (train_scores["prediction"] == train_scores["class"].map(index)).mean()
-        ),
+        "train_accuracy": float((train_predicted == train_classes).mean()),
         "test": _without_matrix(metrics),
         "novelty": novelty_report(reference, scored),
     }
