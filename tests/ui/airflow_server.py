@@ -17,7 +17,6 @@ import os
 import secrets
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -95,9 +94,9 @@ def airflow_env(
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
-        # Four processes write to one SQLite file: wait up to 60 s for its lock, not sqlite3's
-        # default 5 s (a starved scheduler on two busy cores holds it longer; CI saw
-        # "database is locked" in ``airflow backfill create``).
+        # Four processes write to one SQLite file (Airflow puts it in WAL mode): wait up to 60 s
+        # for its write lock, not sqlite3's default 5 s (a starved process on two busy cores
+        # holds it longer).
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
@@ -327,13 +326,6 @@ def _signal(process: psutil.Process, sig: int) -> None:
         process.send_signal(sig)
 
 
-def use_write_ahead_log(database: Path) -> None:
-    """Switch the SQLite file to WAL (kept in the file): readers (the api-server answering the
-    tests' polls) no longer block the scheduler's and the CLI's writes, nor they the readers."""
-    with contextlib.closing(sqlite3.connect(database)) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
-
-
 def start_airflow(
     home: Path,
     output: Path,
@@ -355,7 +347,6 @@ def start_airflow(
     deadline = time.monotonic() + timeout_s
     try:
         airflow.cli("db", "migrate", timeout_s=timeout_s)
-        use_write_ahead_log(home / "airflow.db")
         airflow.start()
         wait_for("Airflow healthy", airflow.healthy, deadline - time.monotonic())
         dag = wait_for("DAG parsed", airflow.dag, max(1, deadline - time.monotonic()))

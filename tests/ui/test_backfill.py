@@ -55,14 +55,22 @@ def backfill(airflow: Airflow, sample_dir: Path, tmp_path_factory) -> Backfill:
     images = copy_subset(
         sample_dir, tmp_path_factory.mktemp("backfill") / "images", CLASSES, PER_CLASS
     )
-    created = airflow.cli(
-        "backfill", "create",
-        "--dag-id", DAG_ID,
-        "--from-date", DATES[0],
-        "--to-date", DATES[-1],
-        "--max-active-runs", "1",
-        "--dag-run-conf", json.dumps({"input": str(images)}),
-    )  # fmt: skip
+    # Paused while the CLI creates the runs: the CLI commits one run at a time, each in a
+    # SAVEPOINT that reads then writes, and on SQLite that write fails at once ("database is
+    # locked", no waiting) when the scheduler has committed in between — which it does as soon
+    # as it starts the first run. A server database (PostgreSQL in production) has no such race.
+    airflow.api("PATCH", f"dags/{DAG_ID}", json={"is_paused": True})
+    try:
+        created = airflow.cli(
+            "backfill", "create",
+            "--dag-id", DAG_ID,
+            "--from-date", DATES[0],
+            "--to-date", DATES[-1],
+            "--max-active-runs", "1",
+            "--dag-run-conf", json.dumps({"input": str(images)}),
+        )  # fmt: skip
+    finally:
+        airflow.api("PATCH", f"dags/{DAG_ID}", json={"is_paused": False})
     wait_for("3 backfill runs", lambda: len(backfill_runs(airflow)) == len(DATES), 60)
     ids = [run["dag_run_id"] for run in backfill_runs(airflow)]
     airflow.wait_until_finished(ids, RUN_TIMEOUT_S * len(DATES))
