@@ -15,10 +15,13 @@ import pytest
 
 from fruits.layout import DEFAULT_INPUT as DEFAULT_SAMPLE
 from fruits.layout import DEFAULT_WEIGHTS_FILE as DEFAULT_WEIGHTS
+from fruits.layout import SPARK_CONF_DIR
 from samples import SMALL_CLASSES, copy_subset
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+# The tests' own Spark sessions start as local runs do (logging, JVM options).
+os.environ.setdefault("SPARK_CONF_DIR", str(SPARK_CONF_DIR))
 
 
 def _required(env: str, default: Path) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 JOBS_DIR = Path(__file__).resolve().parents[1]  # spark-submit entry scripts: jobs/<stage>.py
 REPO_ROOT = JOBS_DIR.parent
-SPARK_CONF_DIR = REPO_ROOT / "conf" / "spark"  # log4j2.properties of local runs
+SPARK_CONF_DIR = REPO_ROOT / "conf" / "spark"  # log4j2.properties, spark-defaults.conf: local runs
 SHARED_DIR = REPO_ROOT.parent / "shared"  # data and weights beside the checkout
 DEFAULT_INPUT = SHARED_DIR / "data" / "fruits360-sample"
 DEFAULT_WEIGHTS_FILE = SHARED_DIR / "models" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"
