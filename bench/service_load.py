@@ -71,21 +71,20 @@ def photos(size: tuple[int, int], count: int = 4) -> list[bytes]:
 
 
 def small_model(root: Path) -> str:
-    """Train a 4-class model on the sample (load → featurize → train, embedded Spark)."""
+    """Train a 4-class model on the sample (load → featurize → train, embedded Spark); its run
+    folder."""
     sys.path.insert(0, str(REPO / "tests"))
-    from fruits import featurize, load, train
+    from pipeline import current_uri, paths, run_stages
     from samples import copy_subset
     from small_models import CLASSES
 
     bench = __import__("benchmark")
     spark = bench.spark_session(driver_memory="2g")
     images = copy_subset(SAMPLE, root / "images", CLASSES, 8)
-    load.run(spark, str(images), str(root / "loaded"), str(root / "q1"))
-    featurize.run(spark, str(root / "loaded"), str(root / "features"), str(root / "q2"),
-                  str(WEIGHTS))  # fmt: skip
-    train.run(spark, str(root / "features"), str(root / "model"))
+    run = paths([images], root / "output", "2026-11-26")
+    run_stages(spark, run, WEIGHTS, ("load", "featurize", "train"))
     spark.stop()
-    return str(root / "model")
+    return current_uri(run, "model")
 
 
 def find_model(given: str | None, work: Path) -> str:
