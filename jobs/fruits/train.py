@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -345,6 +346,22 @@ def score_images(
         shared.destroy()
 
 
+@dataclass(frozen=True)
+class Splits:
+    """The splits train fits on (``train``), reports per class (``eval``) and evaluates."""
+
+    train: str
+    eval: str
+    evaluated: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "train_split": self.train,
+            "eval_split": self.eval,
+            "eval_splits": list(self.evaluated),
+        }
+
+
 def run(
     spark: SparkSession,
     run: job.JobRun,
@@ -367,25 +384,18 @@ def run(
     data = features.select(*ROW_COLUMNS, "source_root", "class_path", "label", "model_id")
     data = data.cache()
     try:
-        return _fit_or_reuse(data, run, config, train_split, eval_split, eval_splits)
+        return _fit_or_reuse(data, run, config, Splits(train_split, eval_split, tuple(eval_splits)))
     finally:
         data.unpersist()
 
 
 def _fit_or_reuse(
-    data: DataFrame,
-    run: job.JobRun,
-    config: ClassifierConfig,
-    train_split: str,
-    eval_split: str,
-    eval_splits: Sequence[str],
+    data: DataFrame, run: job.JobRun, config: ClassifierConfig, splits: Splits
 ) -> dict[str, Any]:
     table, described = class_table(data)
     settings = {
         **config.as_dict(),
-        "train_split": train_split,
-        "eval_split": eval_split,
-        "eval_splits": list(eval_splits),
+        **splits.as_dict(),
         "fruit_maps": {s: d["fruit_map_sha256"] for s, d in described.items()},
     }
     key = fingerprint(data, settings)
@@ -395,11 +405,9 @@ def _fit_or_reuse(
         report = storage.read_json(storage.join(earlier.uri, "report.json"))
         return {**summary(report), "output": published.uri, "reused": earlier.uri}
     data = data.select(*ROW_COLUMNS)
-    train = _distinct(_split(data, train_split)).cache()
+    train = _distinct(_split(data, splits.train)).cache()
     try:
-        report = _train_and_write(
-            train, data, table, described, run, config, train_split, eval_split, eval_splits
-        )
+        report = _train_and_write(train, data, table, described, run, config, splits)
     finally:
         train.unpersist()
     run.publish("model", report["n_train"], {"input": key})
@@ -413,19 +421,17 @@ def _train_and_write(
     described: dict[str, Any],
     run: job.JobRun,
     config: ClassifierConfig,
-    train_split: str,
-    eval_split: str,
-    eval_splits: Sequence[str],
+    splits: Splits,
 ) -> dict[str, Any]:
     output = run.output("model")
-    n_rows, n_train, labels = _classes(train, train_split, run.paths.root)
+    n_rows, n_train, labels = _classes(train, splits.train, run.paths.root)
     first = train.first()
     if first is None:  # cannot happen: _classes found images of at least 2 classes
-        raise RuntimeError(f"no training rows in the {train_split!r} split")
+        raise RuntimeError(f"no training rows in the {splits.train!r} split")
     dim = len(first["features"])
     # n images span at most n - 1 directions around their mean: more components are noise.
     fitted = config.with_k(min(config.k, dim, n_rows - 1))
-    held_out = _distinct(_split(data, *eval_splits))
+    held_out = _distinct(_split(data, *splits.evaluated))
     in_training = held_out.join(train.select("image_id"), "image_id", "left_semi")
     evaluated = held_out.join(train.select("image_id"), "image_id", "left_anti")
     train_rows: DataFrame | pd.DataFrame = train.select(*ROW_COLUMNS)
@@ -453,7 +459,7 @@ def _train_and_write(
     rules = Rules(PREDICT_THRESHOLD, VARIETY_THRESHOLD, MIN_SIMILARITY, temperature)
     scored = score_images(pipeline, levels, rules, truth, eval_rows, reference)
     figures = domains.domains(scored, levels)
-    in_eval_split = (scored["split"].str.lower() == eval_split.lower()).to_numpy()
+    in_eval_split = (scored["split"].str.lower() == splits.eval.lower()).to_numpy()
     test_rows = scored[in_eval_split & scored["class"].isin(labels).to_numpy()]
     metrics = evaluate(test_rows, labels) if len(test_rows) else None
     originals = (
@@ -471,9 +477,7 @@ def _train_and_write(
     report = {
         "output": output,
         "reused": None,
-        "train_split": train_split,
-        "eval_split": eval_split,
-        "eval_splits": list(eval_splits),
+        **splits.as_dict(),
         "sources": described,
         "classes": len(labels),
         "labels": labels,
@@ -484,7 +488,7 @@ def _train_and_write(
         "n_test": len(test_rows),
         "n_evaluated": len(scored),
         "test_skipped_unseen_label": int((in_eval_split & ~scored["class"].isin(labels)).sum()),
-        "test_skipped_also_in_training": _distinct_images(_split(in_training, eval_split)),
+        "test_skipped_also_in_training": _distinct_images(_split(in_training, splits.eval)),
         "config": fitted.as_dict(),
         "k_requested": config.k,
         "fit": fit_info,
@@ -502,7 +506,7 @@ def _train_and_write(
         f"{output}/classes.json",
         {"classes": [c.as_dict() for c in trained], "rules": _rules(rules, test_views)},
     )
-    _write_plots(output, scored, figures, levels, metrics, labels, eval_split, report)
+    _write_plots(output, scored, figures, levels, metrics, labels, splits.eval, report)
     storage.write_json(f"{output}/report.json", report)
     return report
 
