@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -260,6 +260,18 @@ class Airflow:
                 return None
             raise
 
+    def set_paused(self, paused: bool) -> None:
+        self.api("PATCH", f"dags/{DAG_ID}", json={"is_paused": paused})
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The DAG paused inside the block (its queued runs wait), unpaused after it."""
+        self.set_paused(True)
+        try:
+            yield
+        finally:
+            self.set_paused(False)
+
     def import_errors(self) -> list[dict[str, Any]]:
         return self.api("GET", "importErrors").json()["import_errors"]
 
@@ -354,7 +366,7 @@ def start_airflow(
         if errors:
             raise AirflowDidNotStart(f"DAG import errors: {errors}")
         if dag["is_paused"]:
-            airflow.api("PATCH", f"dags/{DAG_ID}", json={"is_paused": False})
+            airflow.set_paused(False)
     except BaseException as error:
         airflow.stop()
         if isinstance(error, TimeoutError):

@@ -59,8 +59,7 @@ def backfill(airflow: Airflow, sample_dir: Path, tmp_path_factory) -> Backfill:
     # SAVEPOINT that reads then writes, and on SQLite that write fails at once ("database is
     # locked", no waiting) when the scheduler has committed in between — which it does as soon
     # as it starts the first run. A server database (PostgreSQL in production) has no such race.
-    airflow.api("PATCH", f"dags/{DAG_ID}", json={"is_paused": True})
-    try:
+    with airflow.paused():
         created = airflow.cli(
             "backfill", "create",
             "--dag-id", DAG_ID,
@@ -69,8 +68,6 @@ def backfill(airflow: Airflow, sample_dir: Path, tmp_path_factory) -> Backfill:
             "--max-active-runs", "1",
             "--dag-run-conf", json.dumps({"input": str(images)}),
         )  # fmt: skip
-    finally:
-        airflow.api("PATCH", f"dags/{DAG_ID}", json={"is_paused": False})
     wait_for(f"{len(DATES)} backfill runs", lambda: len(backfill_runs(airflow)) == len(DATES), 60)
     ids = [run["dag_run_id"] for run in backfill_runs(airflow)]
     airflow.wait_until_finished(ids, RUN_TIMEOUT_S * len(DATES))
