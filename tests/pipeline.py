@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fruits import catalog, corpus, featurize, load, pca, train
+from fruits.config import IMAGE_SIZE
 from fruits.job import JobRun
 from fruits.stages import RunPaths
 
@@ -32,11 +33,14 @@ def run_stages(
     variance: float = 0.95,
     full_rescan: bool = False,
     views: bool = False,
+    input_size: int = IMAGE_SIZE,
 ) -> dict[str, dict[str, Any]]:
     """The named stages, in order, as the jobs run them; their reports by name."""
     bodies = {
         "load": lambda: load.run(spark, job(run_paths), full_rescan),
-        "featurize": lambda: featurize.run(spark, job(run_paths), str(weights), views=views),
+        "featurize": lambda: featurize.run(
+            spark, job(run_paths), str(weights), views=views, size=input_size
+        ),
         "pca": lambda: pca.run(spark, job(run_paths), k, variance),
         "train": lambda: train.run(spark, job(run_paths)),
     }

@@ -159,21 +159,24 @@ def _decoded_rgb(content: bytes) -> Image.Image:
     return to_rgb(ImageOps.exif_transpose(opened) or opened)
 
 
-def decode_training_views(content: bytes, image_id: str, views: int) -> Array:
-    """``views×224×224×3``: views 1..``views`` of a training image (:func:`random_view`,
+def decode_training_views(
+    content: bytes, image_id: str, views: int, size: int = IMAGE_SIZE
+) -> Array:
+    """``views×size×size×3``: views 1..``views`` of a training image (:func:`random_view`,
     seeded by its content hash ``image_id`` and the view number); view 0 is the image itself,
     :func:`fruits.images.decode_for_model`. Raises ``ImageRejected`` as decoding does."""
-    decode_for_model(content)  # validates: empty, undecodable, too large, corrupt
+    decode_for_model(content, size)  # validates: empty, undecodable, too large, corrupt
     image = _decoded_rgb(content)
     seeds = (variant_seed(image_id, view) for view in range(1, views + 1))
-    return np.stack([to_model_input(random_view(image, seed)) for seed in seeds])
+    return np.stack([to_model_input(random_view(image, seed), size) for seed in seeds])
 
 
-def decode_views(content: bytes, views: int) -> Array:
-    """``views×224×224×3``: the image as :func:`fruits.images.decode_for_model` gives it, then
-    (``views`` > 1) the rest of :func:`test_views`. Raises ``ImageRejected`` as decoding does."""
-    first = decode_for_model(content)  # validates: empty, undecodable, too large, corrupt
+def decode_views(content: bytes, views: int, size: int = IMAGE_SIZE) -> Array:
+    """``views×size×size×3``: the image as :func:`fruits.images.decode_for_model` gives it,
+    then (``views`` > 1) the rest of :func:`test_views`. Raises ``ImageRejected`` as decoding
+    does."""
+    first = decode_for_model(content, size)  # validates: empty, undecodable, too large, corrupt
     if views <= 1:
         return first[None]
-    rest = [to_model_input(view) for view in test_views(_decoded_rgb(content))[1:views]]
+    rest = [to_model_input(view, size) for view in test_views(_decoded_rgb(content))[1:views]]
     return np.stack([first, *rest])

@@ -23,13 +23,18 @@ MAX_FILE_BYTES = 100 * 1024 * 1024
 # Larger images are quarantined before decoding (decompression-bomb guard): 50 megapixels.
 MAX_IMAGE_PIXELS = 50_000_000
 
-# Model input.
+# Model input: the side of the square image the network sees. The ImageNet weights were trained
+# at 224; the network is convolutional up to its global average pooling, so featurize can run
+# the same weights on a larger input (--input-size, a multiple of 32): the fruit then spans more
+# of the network's receptive fields (docs/classifier.md). The size is part of the model id.
 IMAGE_SIZE = 224
+MIN_INPUT_SIZE, MAX_INPUT_SIZE, INPUT_SIZE_STEP = 96, 640, 32
 # Large JPEGs are decoded at reduced scale (libjpeg's 1/2, 1/4, 1/8 DCT scaling) to no less than
-# this many pixels a side, then resized to IMAGE_SIZE: a 12 MP photo decodes several times
-# faster into ~0.6 MB instead of 36 MB, its features within cosine 0.999 of a full decode
+# this many times the input size a side, then resized to it: a 12 MP photo decodes several
+# times faster into ~0.6 MB instead of 36 MB, its features within cosine 0.999 of a full decode
 # (tests/service/test_decoding.py). The pipeline and the service decode alike.
-DECODE_DRAFT_SIZE = 2 * IMAGE_SIZE
+DECODE_DRAFT_FACTOR = 2
+DECODE_DRAFT_SIZE = DECODE_DRAFT_FACTOR * IMAGE_SIZE
 FEATURE_DIM = 1280
 # `imagenet` = Keras' own download into KERAS_HOME; otherwise a local path or an s3:// URI.
 DEFAULT_WEIGHTS = "imagenet"
@@ -46,6 +51,10 @@ ARROW_BATCH_MAX_BYTES = 64 * 1024 * 1024
 # Measured peak resident memory of one featurize Python worker with MobileNetV2 built
 # (bench/benchmark.py, 100x100 JPEGs, inference batch 16); the Arrow batch comes on top.
 PYTHON_WORKER_PEAK_BYTES = 1_300 * 1024 * 1024
+# A larger network input adds activations: measured peaks of one process running batches of 16
+# (2026-12-03): 940 MB at 224, 1,229 at 320, 1,595 at 416, 2,031 at 512 — 270 MB more per
+# (size / 224)² above 1, within 40 MB at every size.
+PYTHON_WORKER_BYTES_PER_INPUT_AREA = 270 * 1024 * 1024
 # Images per featurize task (at least two tasks per core are made, for balance).
 ROWS_PER_TASK = 1024
 

@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from fruits import catalog
+from fruits.errors import InputError
 from fruits.stages import RunPaths
 
 # Statuses of a path's event.
@@ -88,3 +89,21 @@ def current_features(spark: SparkSession, paths: RunPaths) -> DataFrame:
     featurized (a backfilled date sees the corpus as it was then)."""
     latest = latest_per_path(events(spark, paths, until=paths.ds))
     return latest.filter(F.col("status") == FEATURIZED).drop("status", "reason", "stage")
+
+
+def one_network(features: DataFrame) -> str | None:
+    """The model id every feature vector of ``features`` was computed with (None: no rows).
+
+    Features of two networks (other weights, input size or views) do not share a space: a
+    corpus mixing them — a run changed the network while earlier dates' images kept their
+    vectors — is refused with what to do, instead of fitting a meaningless model.
+    """
+    counts = {r.model_id: r["count"] for r in features.groupBy("model_id").count().collect()}
+    if len(counts) > 1:
+        found = ", ".join(f"{m}: {n} vectors" for m, n in sorted(counts.items()))
+        raise InputError(
+            f"the corpus holds features of {len(counts)} networks ({found}): the weights, input "
+            "size or views changed after earlier dates were featurized; run this date again "
+            "with full_rescan (--full-rescan) so that featurize computes every image alike"
+        )
+    return next(iter(counts), None)

@@ -17,7 +17,6 @@ not put hundreds of files into one Python worker at once.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import math
 import threading
@@ -42,14 +41,22 @@ from fruits.config import (
     ARROW_BATCH_MAX_BYTES,
     ARROW_BATCH_ROWS,
     DEFAULT_WEIGHTS,
+    IMAGE_SIZE,
     INFERENCE_BATCH_SIZE,
+    INPUT_SIZE_STEP,
     ROWS_PER_TASK,
     TEST_VIEWS,
     TRAINING_VIEWS,
 )
 from fruits.errors import InputError
 from fruits.images import ImageRejected, decode_for_model
-from fruits.model import configure_tensorflow, extract_features, load_network, network_from_arrays
+from fruits.model import (
+    configure_tensorflow,
+    extract_features,
+    load_network,
+    model_id,
+    network_from_arrays,
+)
 from fruits.reporting import Phases, reason_category, sum_counts
 from fruits.spark import struct_pandas_udf
 from fruits.stages import RunPaths
@@ -93,14 +100,19 @@ class WorkerCounters:
 
 
 def network_for(
-    weights: Broadcast[list[npt.NDArray[Any]]], key: str, tf_threads: int, counters: WorkerCounters
+    weights: Broadcast[list[npt.NDArray[Any]]],
+    key: str,
+    size: int,
+    tf_threads: int,
+    counters: WorkerCounters,
 ) -> Any:
-    """This worker's network for ``weights`` (named ``key``), built on first use only."""
+    """This worker's network for ``weights`` (named ``key``) and ``size×size`` inputs, built on
+    first use only."""
     network = _NETWORKS.get(key)
     if network is None:
         started = time.perf_counter()
         configure_tensorflow(tf_threads)
-        network = network_from_arrays(weights.value)
+        network = network_from_arrays(weights.value, size)
         _NETWORKS.clear()
         _NETWORKS[key] = network
         counters.networks_built.add(1)
@@ -108,15 +120,17 @@ def network_for(
     return network
 
 
-def decode_with_views(content: bytes, image_id: str, kind: str) -> npt.NDArray[np.float32]:
-    """``n×224×224×3``: the image (view 0), then its extra views for ``kind``: training views
+def decode_with_views(
+    content: bytes, image_id: str, kind: str, size: int = IMAGE_SIZE
+) -> npt.NDArray[np.float32]:
+    """``n×size×size×3``: the image (view 0), then its extra views for ``kind``: training views
     (:data:`TRAINING_VIEWS`), test-time views (:data:`TEST_VIEWS` - 1) or none."""
     if kind == TRAIN_KIND:
-        extra = decode_training_views(content, image_id, TRAINING_VIEWS)
-        return np.concatenate([decode_for_model(content)[None], extra])
+        extra = decode_training_views(content, image_id, TRAINING_VIEWS, size)
+        return np.concatenate([decode_for_model(content, size)[None], extra])
     if kind == HELD_OUT_KIND:
-        return decode_views(content, TEST_VIEWS)
-    return decode_for_model(content)[None]
+        return decode_views(content, TEST_VIEWS, size)
+    return decode_for_model(content, size)[None]
 
 
 def featurize_batch(
@@ -126,6 +140,7 @@ def featurize_batch(
     kinds: pd.Series,
     batch_size: int,
     counters: WorkerCounters,
+    size: int = IMAGE_SIZE,
 ) -> pd.DataFrame:
     """Features for one Arrow batch (and the extra views of ``kinds``, see
     :func:`decode_with_views`); undecodable images get a reason and no features."""
@@ -134,7 +149,7 @@ def featurize_batch(
     reasons: list[str | None] = []
     for content, image_id, kind in zip(contents, image_ids, kinds, strict=True):
         try:
-            arrays.append(decode_with_views(content, image_id, kind))
+            arrays.append(decode_with_views(content, image_id, kind, size))
             reasons.append(None)
         except ImageRejected as exc:
             arrays.append(None)
@@ -162,21 +177,22 @@ def featurize_batch(
 
 def make_featurize_udf(
     weights: Broadcast[list[npt.NDArray[Any]]],
+    size: int,
     tf_threads: int,
     batch_size: int,
     counters: WorkerCounters,
 ) -> UserDefinedFunctionLike:
     """The iterator pandas UDF: (bytes, image id, view kind) → struct<features, view_features,
-    reason>."""
+    reason>, for ``size×size`` network inputs."""
     key = uuid.uuid4().hex  # names this broadcast in the workers' cache
 
     @struct_pandas_udf(_FEATURES_SCHEMA)
     def featurize(
         batches: Iterator[tuple[pd.Series, pd.Series, pd.Series]],
     ) -> Iterator[pd.DataFrame]:
-        network = network_for(weights, key, tf_threads, counters)
+        network = network_for(weights, key, size, tf_threads, counters)
         for contents, image_ids, kinds in batches:
-            yield featurize_batch(network, contents, image_ids, kinds, batch_size, counters)
+            yield featurize_batch(network, contents, image_ids, kinds, batch_size, counters, size)
 
     # Non-deterministic keeps Spark from evaluating the UDF once per extracted struct field.
     return featurize.asNondeterministic()
@@ -195,21 +211,10 @@ def arrow_batch_rows(mean_bytes: float) -> int:
     return int(max(1, min(ARROW_BATCH_ROWS, ARROW_BATCH_MAX_BYTES // mean_bytes)))
 
 
-def model_id(weight_arrays: list[npt.NDArray[Any]]) -> str:
-    """A short fingerprint of the network's weights: features are reused only under the same."""
-    digest = hashlib.sha256()
-    for array in weight_arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()[:16]
-
-
 # The vectors of one content: the image's, and its extra views' (null without --views).
 VECTORS_SCHEMA = (
     "image_id string, kind string, features array<float>, view_features array<array<float>>"
 )
-# Appended to the weights' model id when featurize computes views: vectors are reused only
-# from runs that computed the same views.
-VIEWS_SUFFIX = f"+views{TRAINING_VIEWS}x{TEST_VIEWS}"
 
 
 def view_kind(views: bool) -> Column:
@@ -270,10 +275,12 @@ def run(
     batch_size: int = INFERENCE_BATCH_SIZE,
     tf_threads: int | None = None,
     views: bool = False,
+    size: int = IMAGE_SIZE,
 ) -> dict[str, Any]:
-    """Featurize the date's loaded images (``views``: and their extra views, see
-    :func:`decode_with_views`); publish its features and quarantine; the report."""
+    """Featurize the date's loaded images at ``size×size`` (``views``: and their extra views,
+    see :func:`decode_with_views`); publish its features and quarantine; the report."""
     validation.weights(weights)
+    validation.input_size(size)
     images = catalog.current(run.paths.partition("images"))
     if images is None:
         raise InputError(f"no images for {run.paths.ds} under {run.paths.root} (run load first)")
@@ -284,7 +291,7 @@ def run(
     n_loaded = int(reported) if reported is not None else loaded.count()
     phase = Phases()
     vectors, facts = _vectors(
-        spark, run, loaded, n_loaded, weights, batch_size, tf_threads, views, phase
+        spark, run, loaded, n_loaded, weights, batch_size, tf_threads, views, size, phase
     )
 
     events = day.drop("content", "format", "width", "height", "mode")
@@ -352,6 +359,7 @@ def _vectors(
     batch_size: int,
     tf_threads: int | None,
     views: bool,
+    size: int,
     phase: Phases,
 ) -> tuple[DataFrame, dict[str, Any]]:
     """(``image_id, kind, features, view_features, vector_reason`` for the loaded images,
@@ -364,7 +372,7 @@ def _vectors(
     with phase("load weights"):
         network = load_network(weights, read_bytes=storage.read_bytes)
         weight_arrays: list[npt.NDArray[Any]] = network.get_weights()
-        model = model_id(weight_arrays) + (VIEWS_SUFFIX if views else "")
+        model = model_id(weight_arrays, size, views)
     # Which of today's contents have a vector: image ids only (no feature is read for this).
     known = known_vectors(spark, run.paths, model, views)
     keys = ["image_id", "kind"]
@@ -386,14 +394,14 @@ def _vectors(
         if n_known
         else spark.createDataFrame([], VECTORS_SCHEMA)
     )
-    # Each row decodes to 1 array, or up to TEST_VIEWS with views: keep a batch's arrays bounded.
-    rows_per_batch = max(
-        1, arrow_batch_rows(float(mean_bytes or 0)) // (TEST_VIEWS if views else 1)
-    )
+    # Each row decodes to 1 array, or up to TEST_VIEWS with views, of size² pixels: a batch's
+    # decoded arrays stay within what as many single 224×224 arrays would take.
+    arrays_per_row = (TEST_VIEWS if views else 1) * math.ceil((size / IMAGE_SIZE) ** 2)
+    rows_per_batch = max(1, arrow_batch_rows(float(mean_bytes or 0)) // arrays_per_row)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows_per_batch))
     broadcast = sc.broadcast(weight_arrays)
     counters = WorkerCounters.create(sc)
-    featurize = make_featurize_udf(broadcast, tf_threads, batch_size, counters)
+    featurize = make_featurize_udf(broadcast, size, tf_threads, batch_size, counters)
     computed = (
         todo.repartition(task_count(n_todo, sc.defaultParallelism))  # round-robin: equal tasks
         .withColumn("result", featurize("content", "image_id", "kind"))
@@ -416,6 +424,7 @@ def _vectors(
     facts = {
         "model_id": model,
         "views": views,
+        "input_size": size,
         "computed": n_computed,
         "reused": n_reused,
         "arrow_batch_rows": rows_per_batch,
@@ -440,6 +449,13 @@ def parser() -> argparse.ArgumentParser:
         help=f"also compute {TRAINING_VIEWS} augmented views of each training image and "
         f"{TEST_VIEWS - 1} test-time views of each held-out one (for train)",
     )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=IMAGE_SIZE,
+        help=f"side of the network's square input, a multiple of {INPUT_SIZE_STEP} "
+        f"(default {IMAGE_SIZE}; 416 is more accurate on phone photos, see docs/classifier.md)",
+    )
     return p
 
 
@@ -450,5 +466,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "featurize",
         argv,
         parser(),
-        lambda spark, run_, a: run(spark, run_, a.weights, a.batch_size, a.tf_threads, a.views),
+        lambda spark, run_, a: run(
+            spark, run_, a.weights, a.batch_size, a.tf_threads, a.views, a.input_size
+        ),
     )

@@ -14,7 +14,13 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from fruits.config import DECODE_DRAFT_SIZE, IMAGE_FORMATS, IMAGE_SIZE, MAX_IMAGE_PIXELS
+from fruits.config import (
+    DECODE_DRAFT_FACTOR,
+    DECODE_DRAFT_SIZE,
+    IMAGE_FORMATS,
+    IMAGE_SIZE,
+    MAX_IMAGE_PIXELS,
+)
 
 # Pillow's own bomb check would raise (or only warn) at other limits: ours is explicit.
 Image.MAX_IMAGE_PIXELS = None
@@ -118,22 +124,22 @@ def decode_for_model(content: bytes | None, size: int = IMAGE_SIZE) -> npt.NDArr
 
     Resizing is bilinear to the square input, as ``keras.utils.load_img(target_size=…,
     interpolation="bilinear")`` does; Keras' ``preprocess_input`` is applied by the model.
-    Large JPEGs are first decoded at reduced scale (``DECODE_DRAFT_SIZE``).
+    Large JPEGs are first decoded at reduced scale (``DECODE_DRAFT_FACTOR`` × ``size``).
     """
     return prepare_for_model(_open(content), size)
 
 
 def prepare_for_model(
-    image: Image.Image, size: int = IMAGE_SIZE, draft: int | None = DECODE_DRAFT_SIZE
+    image: Image.Image, size: int = IMAGE_SIZE, draft: bool = True
 ) -> npt.NDArray[np.float32]:
     """An opened Pillow image to the model's input, as :func:`decode_for_model` does.
 
     For callers that open (and check) images themselves, e.g. the prediction service.
-    ``draft=None`` decodes a JPEG at full size (for comparisons).
+    ``draft=False`` decodes a JPEG at full size (for comparisons).
     """
     try:
         if draft:  # JPEG: libjpeg scales down while decoding, never below ``draft`` pixels
-            image.draft("RGB", (draft, draft))
+            image.draft("RGB", (DECODE_DRAFT_FACTOR * size,) * 2)
         image = ImageOps.exif_transpose(image) or image
         image = to_rgb(image).resize((size, size), Image.Resampling.BILINEAR)
     except ImageRejected:

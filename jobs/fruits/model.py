@@ -7,7 +7,9 @@ with ``weights=None`` and sets those arrays.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fruits.config import FEATURE_DIM, IMAGE_SIZE, INFERENCE_BATCH_SIZE
+from fruits.config import FEATURE_DIM, IMAGE_SIZE, INFERENCE_BATCH_SIZE, TEST_VIEWS, TRAINING_VIEWS
 from fruits.errors import InputError
 
 if TYPE_CHECKING:  # Keras ships no type information: to mypy, keras.Model is Any
@@ -44,12 +46,13 @@ def configure_tensorflow(threads: int | None) -> None:
         pass
 
 
-def build_network(weights: str | None = None) -> keras.Model:
-    """MobileNetV2, ImageNet layout, no top, global average pooling → 1280 features."""
+def build_network(weights: str | None = None, size: int = IMAGE_SIZE) -> keras.Model:
+    """MobileNetV2, ImageNet layout, no top, global average pooling → 1280 features, for
+    ``size×size`` RGB inputs (the same weights at any size)."""
     import keras
 
     return keras.applications.MobileNetV2(
-        input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+        input_shape=(size, size, 3),
         include_top=False,
         weights=weights,
         pooling="avg",
@@ -64,15 +67,18 @@ def _fetch_to_local(uri: str, read_bytes: Callable[[str], bytes]) -> Path:
     return target
 
 
-def load_network(source: str, read_bytes: Callable[[str], bytes] | None = None) -> keras.Model:
-    """Build the network with weights from ``imagenet``, a local path or a remote URI.
+def load_network(
+    source: str, read_bytes: Callable[[str], bytes] | None = None, size: int = IMAGE_SIZE
+) -> keras.Model:
+    """Build the network for ``size×size`` inputs with weights from ``imagenet``, a local path
+    or a remote URI.
 
     ``read_bytes`` reads a remote URI (the jobs pass Spark's Hadoop filesystem, so ``s3://``
     works wherever Spark can read it).
     """
     if source == "imagenet":
         try:
-            return build_network("imagenet")
+            return build_network("imagenet", size)
         except Exception as exc:
             raise WeightsUnavailable(
                 "Could not download Keras' MobileNetV2 ImageNet weights "
@@ -95,7 +101,7 @@ def load_network(source: str, read_bytes: Callable[[str], bytes] | None = None) 
             f"Weights file not found: {source!r}. Pass --weights imagenet (Keras download, "
             "needs internet) or the path/S3 URI of mobilenet_v2_1.0_224_imagenet_no_top.weights.h5."
         )
-    network = build_network(None)
+    network = build_network(None, size)
     try:
         network.load_weights(str(local))
     except Exception as exc:
@@ -105,9 +111,9 @@ def load_network(source: str, read_bytes: Callable[[str], bytes] | None = None) 
     return network
 
 
-def network_from_arrays(weights: list[NDArray[Any]]) -> keras.Model:
+def network_from_arrays(weights: list[NDArray[Any]], size: int = IMAGE_SIZE) -> keras.Model:
     """Rebuild the network on an executor from the driver's broadcast weight arrays."""
-    network = build_network(None)
+    network = build_network(None, size)
     network.set_weights(weights)
     return network
 
@@ -115,7 +121,7 @@ def network_from_arrays(weights: list[NDArray[Any]]) -> keras.Model:
 def extract_features(
     network: keras.Model, images: NDArray[np.float32], batch_size: int = INFERENCE_BATCH_SIZE
 ) -> NDArray[np.float32]:
-    """``n×224×224×3`` RGB floats in [0, 255] → ``n×1280`` float32 features.
+    """``n×size×size×3`` RGB floats in [0, 255] → ``n×1280`` float32 features.
 
     ``predict_on_batch`` runs Keras' compiled (``tf.function``) predict step: on CPU about 25 %
     faster than calling the network eagerly (bench/benchmark.py).
@@ -130,3 +136,24 @@ def extract_features(
     ]
     features: NDArray[Any] = np.concatenate(outputs)  # numpy 1.26 types this call as Any
     return features.astype(np.float32, copy=False)
+
+
+# Appended to the weights' fingerprint in a model id when featurize computes views.
+VIEWS_SUFFIX = f"+views{TRAINING_VIEWS}x{TEST_VIEWS}"
+
+
+def model_id(weight_arrays: list[NDArray[Any]], size: int = IMAGE_SIZE, views: bool = False) -> str:
+    """What features were computed with: a short fingerprint of the weights, then ``@size``
+    for an input size other than 224 and ``+views4x7`` with views. Features are reused only
+    under the same id, and a corpus mixes no two ids."""
+    digest = hashlib.sha256()
+    for array in weight_arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    size_part = f"@{size}" if size != IMAGE_SIZE else ""
+    return digest.hexdigest()[:16] + size_part + (VIEWS_SUFFIX if views else "")
+
+
+def input_size(model: str) -> int:
+    """The network input size a model id names (224 when it names none)."""
+    found = re.search(r"@(\d+)", model)
+    return int(found.group(1)) if found else IMAGE_SIZE

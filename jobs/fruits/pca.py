@@ -108,6 +108,7 @@ def run(
     report and plot as the date's current ``pca`` run; return the report."""
     validation.pca_choice(k, variance)
     features = corpus.current_features(spark, run.paths).drop("view_features")  # images only
+    corpus.one_network(features)
     key = fingerprint(features, {"k": k, "variance": None if k else variance})  # 3 columns read
     earlier = earlier_run(run.paths.dataset("pca"), key)
     if earlier is not None:

@@ -33,6 +33,7 @@ from fruits.answers import UNKNOWN, ClassLevels, Rules, decide
 from fruits.augmentation import decode_views
 from fruits.config import (
     DEFAULT_WEIGHTS,
+    IMAGE_SIZE,
     MIN_SIMILARITY,
     PREDICT_THRESHOLD,
     VARIETY_THRESHOLD,
@@ -170,11 +171,20 @@ def class_levels(labels: Sequence[str], classes: dict[str, Any]) -> ClassLevels:
     return ClassLevels.build(labels, what)
 
 
+def model_input_size(model: str) -> int:
+    """The network input side the features of a trained model (its folder or URI) were
+    computed at: its ``classes.json`` rules, 224 for a model saved before they said."""
+    root, _ = _model_folders(model)
+    rules = _read_json(f"{root}/classes.json").get("rules", {})
+    return int(rules.get("input_size", IMAGE_SIZE))
+
+
 class Predictor:
     """Loads the network and the trained model once; :meth:`predict` answers per photo.
 
     ``threshold``, ``variety_threshold``, ``min_similarity`` and ``test_views`` default to the
-    rules the model was evaluated with (its ``classes.json``), else to the configured ones.
+    rules the model was evaluated with (its ``classes.json``), else to the configured ones;
+    photos are decoded to the network input size its features were computed at.
     """
 
     def __init__(
@@ -187,7 +197,8 @@ class Predictor:
         test_views: int | None = None,
         network: Any = None,
     ) -> None:
-        """``network``: an already loaded MobileNetV2 to share (``weights`` is then unused)."""
+        """``network``: an already loaded MobileNetV2 for the model's :attr:`input_size` to
+        share (``weights`` is then unused)."""
         root, model_dir = _model_folders(model)
         self.pipeline = NumpyPipeline.load(model_dir)
         self.reference = _read_reference(root)
@@ -199,6 +210,7 @@ class Predictor:
             .get("novelty", {})
             .get("min_similarity", MIN_SIMILARITY),
             "test_views": 1,
+            "input_size": IMAGE_SIZE,
             **classes.get("rules", {}),
         }
         self.levels = class_levels(self.pipeline.labels, classes)
@@ -209,9 +221,15 @@ class Predictor:
             float(saved.get("temperature", 1.0)),
         )
         self.test_views = int(saved["test_views"] if test_views is None else test_views)
-        self.network = (
-            network if network is not None else load_network(weights, read_bytes=read_image)
-        )
+        self.input_size = int(saved["input_size"])
+        if network is None:
+            network = load_network(weights, read_bytes=read_image, size=self.input_size)
+        elif network.input_shape[1] != self.input_size:
+            raise ValueError(
+                f"the network takes {network.input_shape[1]}x{network.input_shape[1]} images, "
+                f"the model {model} was trained on features of {self.input_size}x{self.input_size}"
+            )
+        self.network = network
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -240,7 +258,9 @@ class Predictor:
     def features(self, images: Sequence[str | Path | bytes]) -> NDArray[np.float32]:
         """``n×views×1280`` MobileNetV2 features of each photo's test views (``views`` =
         ``test_views``); raises ImageRejected for an undecodable image."""
-        arrays = [decode_views(read_image(image), self.test_views) for image in images]
+        arrays = [
+            decode_views(read_image(image), self.test_views, self.input_size) for image in images
+        ]
         flat = extract_features(self.network, np.concatenate(arrays))
         return flat.reshape(len(images), self.test_views, -1)
 
@@ -249,7 +269,8 @@ class Predictor:
         return self.answer(self.features([image])[0])
 
     def predict_arrays(self, arrays: NDArray[np.float32]) -> list[Prediction]:
-        """Answers for ``n×224×224×3`` decoded images (:func:`fruits.images.prepare_for_model`),
+        """Answers for ``n×size×size×3`` decoded images (:func:`fruits.images.prepare_for_model`
+        at :attr:`input_size`),
         in one inference call: one view per photo, whatever ``test_views`` says (the views
         need the full-size image, :func:`fruits.augmentation.decode_views`)."""
         return [self.answer(row) for row in extract_features(self.network, arrays)]

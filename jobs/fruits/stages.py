@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS, RUN_RETENTION_HOURS
+from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS, IMAGE_SIZE, RUN_RETENTION_HOURS
 
 DATASETS = ("images", "features", "quarantine", "pca", "model")
 
@@ -52,6 +52,7 @@ class PipelineOptions:
     variance: float = DEFAULT_VARIANCE
     full_rescan: bool = False
     views: bool = False  # featurize also computes augmented / test-time views (for train)
+    input_size: int = IMAGE_SIZE  # side of the network's square input
     retention_hours: float = RUN_RETENTION_HOURS
 
 
@@ -74,7 +75,9 @@ def _load_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
 
 
 def _featurize_args(paths: RunPaths, options: PipelineOptions) -> list[str]:
-    return ["--weights", options.weights, *(["--views"] if options.views else [])]
+    views = ["--views"] if options.views else []
+    size = ["--input-size", str(options.input_size)] if options.input_size != IMAGE_SIZE else []
+    return ["--weights", options.weights, *views, *size]
 
 
 def _pca_args(paths: RunPaths, options: PipelineOptions) -> list[str]:

@@ -73,6 +73,7 @@ from fruits.config import (
 from fruits.domains import features_matrix
 from fruits.errors import InputError
 from fruits.fruit_info import catalogue
+from fruits.model import input_size
 from fruits.pca import earlier_run, fingerprint
 from fruits.saved_pipeline import NumpyPipeline
 
@@ -384,13 +385,15 @@ def run(
     data = features.select(*ROW_COLUMNS, "source_root", "class_path", "label", "model_id")
     data = data.cache()
     try:
-        return _fit_or_reuse(data, run, config, Splits(train_split, eval_split, tuple(eval_splits)))
+        size = input_size(corpus.one_network(data) or "")
+        splits = Splits(train_split, eval_split, tuple(eval_splits))
+        return _fit_or_reuse(data, run, config, splits, size)
     finally:
         data.unpersist()
 
 
 def _fit_or_reuse(
-    data: DataFrame, run: job.JobRun, config: ClassifierConfig, splits: Splits
+    data: DataFrame, run: job.JobRun, config: ClassifierConfig, splits: Splits, size: int
 ) -> dict[str, Any]:
     table, described = class_table(data)
     settings = {
@@ -407,7 +410,7 @@ def _fit_or_reuse(
     data = data.select(*ROW_COLUMNS)
     train = _distinct(_split(data, splits.train)).cache()
     try:
-        report = _train_and_write(train, data, table, described, run, config, splits)
+        report = _train_and_write(train, data, table, described, run, config, splits, size)
     finally:
         train.unpersist()
     run.publish("model", report["n_train"], {"input": key})
@@ -422,7 +425,10 @@ def _train_and_write(
     run: job.JobRun,
     config: ClassifierConfig,
     splits: Splits,
+    size: int,
 ) -> dict[str, Any]:
+    """Fit, evaluate and write the model run's files; the report. ``size``: the network input
+    the features were computed at (fruits-predict decodes photos to it)."""
     output = run.output("model")
     n_rows, n_train, labels = _classes(train, splits.train, run.paths.root)
     first = train.first()
@@ -494,7 +500,7 @@ def _train_and_write(
         "fit": fit_info,
         "calibration": calibrated,
         "stages": [type(s).__name__ for s in model.stages],
-        "rules": _rules(rules, test_views),
+        "rules": _rules(rules, test_views, size),
         "threshold": PREDICT_THRESHOLD,
         "domains": figures,
         "train_accuracy": float((train_predicted == train_classes).mean()),
@@ -504,7 +510,7 @@ def _train_and_write(
     reference_rows.write.parquet(f"{output}/reference")
     storage.write_json(
         f"{output}/classes.json",
-        {"classes": [c.as_dict() for c in trained], "rules": _rules(rules, test_views)},
+        {"classes": [c.as_dict() for c in trained], "rules": _rules(rules, test_views, size)},
     )
     _write_plots(output, scored, figures, levels, metrics, labels, splits.eval, report)
     storage.write_json(f"{output}/report.json", report)
@@ -543,15 +549,16 @@ def _calibrate(
     }
 
 
-def _rules(rules: Rules, test_views: int) -> dict[str, Any]:
+def _rules(rules: Rules, test_views: int, size: int) -> dict[str, Any]:
     """The answer rules, as fruits-predict applies them (``test_views``: views averaged per
-    photo, as the evaluation averaged them)."""
+    photo, as the evaluation averaged them; ``input_size``: the network input side)."""
     return {
         "threshold": rules.threshold,
         "variety_threshold": rules.variety_threshold,
         "min_similarity": rules.min_similarity,
         "temperature": rules.temperature,
         "test_views": test_views,
+        "input_size": size,
     }
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 import math
 
 from fruits import listing, storage
-from fruits.config import FEATURE_DIM
+from fruits.config import FEATURE_DIM, INPUT_SIZE_STEP, MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from fruits.errors import InputError
 
 # MobileNetV2 (alpha 1.0, no top) in Keras' layout: 260 arrays, among them the first
@@ -37,6 +37,16 @@ def pca_choice(k: int | None, variance: float | None) -> None:
         raise InputError(f"--k must be between 1 and {FEATURE_DIM}, got {k}")
     if k is None and (variance is None or not 0.0 < variance <= 1.0 or math.isnan(variance)):
         raise InputError(f"--variance must be in (0, 1], got {variance}")
+
+
+def input_size(size: int) -> int:
+    """The network's input side: a multiple of 32 (MobileNetV2's total stride) in [96, 640]."""
+    if not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE or size % INPUT_SIZE_STEP:
+        raise InputError(
+            f"--input-size must be a multiple of {INPUT_SIZE_STEP} between {MIN_INPUT_SIZE} "
+            f"and {MAX_INPUT_SIZE}, got {size}"
+        )
+    return size
 
 
 def probability(name: str, value: float) -> float:

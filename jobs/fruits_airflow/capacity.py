@@ -25,7 +25,13 @@ import enum
 import math
 from dataclasses import dataclass, replace
 
-from fruits.config import ARROW_BATCH_MAX_BYTES, ARROW_BATCH_ROWS, PYTHON_WORKER_PEAK_BYTES
+from fruits.config import (
+    ARROW_BATCH_MAX_BYTES,
+    ARROW_BATCH_ROWS,
+    IMAGE_SIZE,
+    PYTHON_WORKER_BYTES_PER_INPUT_AREA,
+    PYTHON_WORKER_PEAK_BYTES,
+)
 from fruits_airflow.instance_types import PRICE_REGION, PRICES_RECORDED, instance_type
 
 MIB = 1024 * 1024
@@ -70,12 +76,14 @@ class Workload:
 
     ``mean_image_bytes`` None: sizes unknown, the batch is at its byte bound.
     ``arrow_batch_max_bytes`` None: batches bounded by rows only (before the byte bound).
+    ``input_size``: the network's input side; larger inputs hold larger activations.
     """
 
     mean_image_bytes: int | None = None
     arrow_batch_max_bytes: int | None = ARROW_BATCH_MAX_BYTES
     arrow_batch_rows: int = ARROW_BATCH_ROWS
     worker_peak_bytes: int = PYTHON_WORKER_PEAK_BYTES
+    input_size: int = IMAGE_SIZE
 
     def __post_init__(self) -> None:
         if self.mean_image_bytes is None and self.arrow_batch_max_bytes is None:
@@ -100,13 +108,19 @@ class Workload:
         return self.batch_rows * (self.mean_image_bytes or 0)
 
     @property
+    def network_peak_bytes(self) -> int:
+        """The measured peak at 224, plus the activations of a larger input."""
+        area = (self.input_size / IMAGE_SIZE) ** 2
+        return self.worker_peak_bytes + round(PYTHON_WORKER_BYTES_PER_INPUT_AREA * (area - 1))
+
+    @property
     def worker_mb(self) -> int:
-        """Memory one Python worker needs: measured peak + the Arrow batch (twice)."""
-        return math.ceil((self.worker_peak_bytes + ARROW_COPIES * self.batch_bytes) / MIB)
+        """Memory one Python worker needs: the network's peak + the Arrow batch (twice)."""
+        return math.ceil((self.network_peak_bytes + ARROW_COPIES * self.batch_bytes) / MIB)
 
     @property
     def peak_mb(self) -> int:
-        return math.ceil(self.worker_peak_bytes / MIB)
+        return math.ceil(self.network_peak_bytes / MIB)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS
+from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS, IMAGE_SIZE
 from fruits_airflow import artifacts, capacity, run_cost
 from fruits_airflow.capacity import MIB, Workload
 from fruits_airflow.deployment import AWS_VARIABLES, WEIGHTS_DIR_ENV, MissingSetting, aws_settings
@@ -66,6 +66,7 @@ def parser() -> argparse.ArgumentParser:
     )
     params.add_argument("--k", type=int)
     params.add_argument("--variance", type=float, default=DEFAULT_VARIANCE)
+    params.add_argument("--input-size", type=int, default=IMAGE_SIZE, help="network input side")
     params.add_argument("--core-instance-count", type=int, default=DEFAULT_CORE_INSTANCES)
     params.add_argument("--task-instance-count", type=int, default=0)
     params.add_argument("--task-on-demand", action="store_true", help="task nodes not on Spot")
@@ -90,6 +91,7 @@ def plan_text(args: argparse.Namespace, env: dict[str, str]) -> str:
             "weights": args.weights,
             "k": args.k,
             "variance": args.variance,
+            "input_size": args.input_size,
             "core_instance_count": args.core_instance_count,
             "task_instance_count": args.task_instance_count,
             "task_spot": not args.task_on_demand,
@@ -104,7 +106,9 @@ def plan_text(args: argparse.Namespace, env: dict[str, str]) -> str:
     plan = plan_run(settings, request, files, ds=ds, run_id=args.run_id or f"manual__{ds}")
     summary = plan.capacity
     if args.image_mb:
-        workload = Workload(mean_image_bytes=round(args.image_mb * MIB))
+        workload = Workload(
+            mean_image_bytes=round(args.image_mb * MIB), input_size=request.input_size
+        )
         summary = capacity.plan(plan.capacity.shape, workload, plan.capacity.sizing)
     sections = [
         "# RunJobFlow request (create_cluster's job_flow_overrides)",

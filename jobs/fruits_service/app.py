@@ -26,14 +26,13 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fruits.config import IMAGE_SIZE
 from fruits.model import configure_tensorflow, load_network
 from fruits.predict import Prediction, read_image
 from fruits_service import catalogue, decoding, errors, privacy, upload
 from fruits_service.batching import Batcher, Overloaded
 from fruits_service.errors import ApiError
 from fruits_service.metrics import Metrics
-from fruits_service.models import LoadedModel, ModelHolder, NoModel
+from fruits_service.models import LoadedModel, ModelChanged, ModelHolder, NoModel
 from fruits_service.schemas import ERROR_RESPONSES, PHOTO_BODY, Health, PredictionAnswer
 from fruits_service.settings import Settings
 
@@ -50,7 +49,7 @@ class Service:
         self.holder = ModelHolder(
             settings.pointer,
             settings.model,
-            lambda: load_network(settings.weights, read_bytes=read_image),
+            lambda size: load_network(settings.weights, read_bytes=read_image, size=size),
             settings.threshold,
             settings.retry_failed_s,
             on_change=lambda m: self.metrics.serving(m.version, m.model),
@@ -89,7 +88,8 @@ class Service:
         """Trace the network's predict step for one photo and for a batch, so that the first
         requests do not pay for it (Keras then reuses one trace for every batch size)."""
         for size in sorted({1, min(2, self.settings.max_batch)}):
-            self.holder.predict(np.zeros((size, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32))
+            side = self.holder.input_size
+            self.holder.predict(np.zeros((size, side, side, 3), np.float32))
 
     async def _poll(self) -> None:
         while True:
@@ -211,7 +211,12 @@ def create_app(settings: Settings) -> FastAPI:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         image = await loop.run_in_executor(
-            service.decoder, decoding.decode, data, settings.max_pixels, settings.jpeg_draft
+            service.decoder,
+            decoding.decode,
+            data,
+            settings.max_pixels,
+            settings.jpeg_draft,
+            service.holder.input_size,
         )
         request_id = uuid.uuid4().hex
         if settings.log_exif:
@@ -222,6 +227,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiError(503, "overloaded", f"{exc}: retry in a moment") from None
         except NoModel as exc:
             raise ApiError(503, "no_model", str(exc)) from None
+        except ModelChanged as exc:
+            raise ApiError(503, "model_changed", str(exc)) from None
         service.metrics.answered(prediction.known)
         body = answer(prediction, model, request_id, image)
         log.info(

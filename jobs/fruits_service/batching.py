@@ -61,7 +61,6 @@ class Batcher(Generic[Shared, Answer]):
         return await future
 
     async def _consume(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self.queue.get()]
             while len(batch) < self.max_batch and not self.queue.empty():
@@ -69,17 +68,26 @@ class Batcher(Generic[Shared, Answer]):
             batch = [(a, f) for a, f in batch if not f.cancelled()]  # clients gone
             if not batch:
                 continue
-            try:  # whatever goes wrong fails this batch's requests, never the consumer
-                if self.on_batch:
-                    self.on_batch(len(batch))
-                stacked = np.stack([array for array, _ in batch])
-                shared, answers = await loop.run_in_executor(self.executor, self.run, stacked)
-                results = list(zip(batch, answers, strict=True))
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), answer in results:
+            if self.on_batch:
+                self.on_batch(len(batch))
+            # One inference call per array shape (shapes differ only across a model swap).
+            for shape in sorted({array.shape for array, _ in batch}):
+                await self._run([item for item in batch if item[0].shape == shape])
+
+    async def _run(
+        self, batch: list[tuple[npt.NDArray[np.float32], asyncio.Future[tuple[Shared, Answer]]]]
+    ) -> None:
+        """One inference call; whatever goes wrong fails these requests, never the consumer."""
+        try:
+            stacked = np.stack([array for array, _ in batch])
+            loop = asyncio.get_running_loop()
+            shared, answers = await loop.run_in_executor(self.executor, self.run, stacked)
+            results = list(zip(batch, answers, strict=True))
+        except Exception as exc:
+            for _, future in batch:
                 if not future.done():
-                    future.set_result((shared, answer))
+                    future.set_exception(exc)
+            return
+        for (_, future), answer in results:
+            if not future.done():
+                future.set_result((shared, answer))

@@ -1,12 +1,11 @@
 """An uploaded photo to the model's input: JPEG, PNG, WebP or HEIC/HEIF, EXIF orientation applied.
 
-The format is read from the bytes, never from a file name or header. The pixel count is checked
-from the header before any pixel is decoded. A large JPEG is decoded with Pillow's draft mode:
-libjpeg scales it by 1/2, 1/4 or 1/8 while decoding, to no less than
-``fruits.config.DECODE_DRAFT_SIZE`` pixels a side — exactly as the pipeline decodes the images
-it learns from (:func:`fruits.images.prepare_for_model`) — which makes a 12 MP photo several
-times cheaper to decode (features compared in tests/service/test_decoding.py, speed in
-bench/service_load.py).
+The format is read from the bytes, never from a file name or header. The pixel count is checked from
+the header before any pixel is decoded. A large JPEG is decoded with Pillow's draft mode: libjpeg
+scales it by 1/2, 1/4 or 1/8 while decoding, to no less than ``fruits.config.DECODE_DRAFT_FACTOR``
+times the model's input size a side — exactly as the pipeline decodes the images it learns from
+(:func:`fruits.images.prepare_for_model`) — which makes a 12 MP photo several times cheaper to
+decode (features compared in tests/service/test_decoding.py, speed in bench/service_load.py).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import numpy.typing as npt
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
-from fruits.config import DECODE_DRAFT_SIZE
+from fruits.config import IMAGE_SIZE
 from fruits.images import ImageRejected, prepare_for_model
 from fruits_service.errors import ApiError
 
@@ -30,7 +29,7 @@ FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
 
 @dataclass(frozen=True)
 class Decoded:
-    array: npt.NDArray[np.float32]  # 224×224×3 float32, what Predictor.predict_arrays takes
+    array: npt.NDArray[np.float32]  # size×size×3 float32, what Predictor.predict_arrays takes
     format: str
     width: int
     height: int
@@ -59,13 +58,14 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def decode(data: bytes, max_pixels: int, draft: bool = True) -> Decoded:
-    """Check and decode an upload as the pipeline decodes its images (``draft=False``: a JPEG
-    at full size, for comparisons); raises :class:`ApiError` (413, 415 or 422)."""
+def decode(data: bytes, max_pixels: int, draft: bool = True, size: int = IMAGE_SIZE) -> Decoded:
+    """Check and decode an upload as the pipeline decodes its images, to the model's input
+    ``size`` (``draft=False``: a JPEG at full size, for comparisons); raises :class:`ApiError`
+    (413, 415 or 422)."""
     image = open_image(data, max_pixels)
     fmt, (width, height) = image.format or "unknown", image.size
     try:
-        array = prepare_for_model(image, draft=DECODE_DRAFT_SIZE if draft else None)
+        array = prepare_for_model(image, size, draft)
     except ImageRejected as exc:
         raise ApiError(422, "unreadable_image", f"the {fmt} image is damaged: {exc}") from exc
     return Decoded(array, fmt, width, height)

@@ -1,13 +1,13 @@
 """The served model: loaded at start, swapped for a newly promoted one without a restart.
 
-The source is the current-model pointer of :mod:`fruits.promotion` (polled), or a fixed train
-output folder. MobileNetV2 is loaded once and shared by every model (a model is the classifier
-on top of the same features), so a swap only reads the small classifier and its reference set,
-in a background thread, while requests go on being answered by the model in place; a pointed
-model whose ``report.json`` no longer matches the promoted version is refused. The new
-model is switched in with one assignment; if it fails to load, the old one stays, the error is
-reported by ``/healthz`` and ``fruits_model_loads{result="failure"}``, and the same version is
-tried again only after ``retry_failed_s``.
+The source is the current-model pointer of :mod:`fruits.promotion` (polled), or a fixed train output
+folder. MobileNetV2 is loaded once per network input size and shared by every model of that size (a
+model is the classifier on top of the same features), so a swap only reads the small classifier and
+its reference set, in a background thread, while requests go on being answered by the model in
+place; a pointed model whose ``report.json`` no longer matches the promoted version is refused. The
+new model is switched in with one assignment; if it fails to load, the old one stays, the error is
+reported by ``/healthz`` and ``fruits_model_loads{result="failure"}``, and the same version is tried
+again only after ``retry_failed_s``.
 """
 
 from __future__ import annotations
@@ -24,13 +24,18 @@ import numpy as np
 import numpy.typing as npt
 
 from fruits import promotion
-from fruits.predict import Prediction, Predictor
+from fruits.config import IMAGE_SIZE
+from fruits.predict import Prediction, Predictor, model_input_size
 
 log = logging.getLogger(__name__)
 
 
 class NoModel(RuntimeError):
     """No model could be loaded yet."""
+
+
+class ModelChanged(RuntimeError):
+    """The photo was decoded for the model served before, whose network input differs."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class ModelHolder:
         self,
         pointer: str | None,
         model: str | None,
-        load_network: Callable[[], Any],
+        load_network: Callable[[int], Any],
         threshold: float,
         retry_failed_s: float = 300.0,
         on_change: Callable[[LoadedModel], None] | None = None,
@@ -76,7 +81,8 @@ class ModelHolder:
     ) -> None:
         self.pointer, self.fixed_model = pointer, model
         self.threshold, self.retry_failed_s = threshold, retry_failed_s
-        self._load_network, self._network = load_network, None
+        self._load_network = load_network  # input size → MobileNetV2 for it
+        self._networks: dict[int, Any] = {}
         self.on_change, self.on_load = on_change, on_load
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
@@ -112,9 +118,11 @@ class ModelHolder:
             try:
                 if target.pointer is not None:
                     promotion.check_model(target.pointer)
-                if self._network is None:
-                    self._network = self._load_network()
-                predictor = Predictor(target.model, threshold=self.threshold, network=self._network)
+                size = model_input_size(target.model)
+                if size not in self._networks:
+                    self._networks[size] = self._load_network(size)
+                network = self._networks[size]
+                predictor = Predictor(target.model, threshold=self.threshold, network=network)
             except Exception as exc:
                 self._failed[target.version] = time.monotonic()
                 self.last_error = f"model {target.version} ({target.model}) failed to load: {exc}"
@@ -141,9 +149,19 @@ class ModelHolder:
     def version(self) -> str | None:
         return self.current.version if self.current else None
 
+    @property
+    def input_size(self) -> int:
+        """The side photos are decoded to for the model served now."""
+        return self.current.predictor.input_size if self.current else IMAGE_SIZE
+
     def predict(self, arrays: npt.NDArray[np.float32]) -> tuple[LoadedModel, list[Prediction]]:
         """Answers for decoded photos from the model served now (one inference call)."""
         model = self.current
         if model is None:
             raise NoModel(self.last_error or "no model loaded yet")
+        if arrays.shape[1] != model.predictor.input_size:
+            raise ModelChanged(
+                f"model {model.version} takes {model.predictor.input_size} px photos; it was "
+                "swapped in while this one was decoded: send it again"
+            )
         return model, model.predictor.predict_arrays(arrays)

@@ -10,7 +10,7 @@ import pytest
 from fruits import featurize
 from fruits.config import ARROW_BATCH_MAX_BYTES, ARROW_BATCH_ROWS
 from fruits.errors import InputError
-from fruits.model import WeightsUnavailable, load_network
+from fruits.model import VIEWS_SUFFIX, WeightsUnavailable, load_network
 from pipeline import current, job, paths
 from samples import FEATURIZED
 
@@ -134,10 +134,8 @@ def test_views_are_computed_per_split_reused_the_next_day_and_trained_on(
     plain = run_stages(spark, paths([images], tmp_path / "plain", "2026-02-01"), weights_path)
     reports = run_stages(spark, day_1, weights_path, views=True)
     assert reports["featurize"]["computed"] == 8 and reports["featurize"]["views"] is True
-    assert reports["featurize"]["model_id"].endswith(featurize.VIEWS_SUFFIX)
-    assert (
-        plain["featurize"]["model_id"] + featurize.VIEWS_SUFFIX == reports["featurize"]["model_id"]
-    )
+    assert reports["featurize"]["model_id"].endswith(VIEWS_SUFFIX)
+    assert plain["featurize"]["model_id"] + VIEWS_SUFFIX == reports["featurize"]["model_id"]
 
     rows = {r.path: r for r in current(spark, day_1, "features").collect()}
     plain_paths = paths([images], tmp_path / "plain", "2026-02-01")

@@ -1,0 +1,100 @@
+"""The network's input size (featurize --input-size): features at that size, named by the model
+id, recorded in the trained model's rules and applied by fruits-predict; a corpus mixing two
+sizes is refused until a full rescan featurizes every image alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fruits import pca, train
+from fruits.errors import InputError
+from fruits.model import input_size, load_network
+from fruits.predict import Predictor, model_input_size
+from pipeline import current, current_uri, job, paths, run_stages
+from samples import copy_subset
+
+SIZE = 256  # the smallest larger size: a multiple of 32, cheap on CPU
+
+
+@pytest.fixture(scope="module")
+def sized(spark, sample_dir, weights_path, tmp_path_factory):
+    """Three classes, 3 images per split, featurized at SIZE and trained on."""
+    root = tmp_path_factory.mktemp("input-size")
+    images = copy_subset(sample_dir, root / "in", ["Banana", "Kiwi", "Lemon"], 3)
+    run_paths = paths([images], root / "out", "2026-03-01")
+    reports = run_stages(
+        spark, run_paths, weights_path, ("load", "featurize", "train"), input_size=SIZE
+    )
+    return images, run_paths, reports
+
+
+def test_features_at_another_size_are_keras_at_that_size_under_their_own_model_id(
+    spark, sized, weights_path
+):
+    import keras
+    from keras.applications.mobilenet_v2 import preprocess_input
+
+    _, run_paths, reports = sized
+    model = reports["featurize"]["model_id"]
+    assert model.endswith(f"@{SIZE}") and input_size(model) == SIZE
+    assert reports["featurize"]["input_size"] == SIZE
+    rows = current(spark, run_paths, "features").filter("status = 'featurized'").collect()
+    network = keras.applications.MobileNetV2(
+        input_shape=(SIZE, SIZE, 3), include_top=False, weights=None, pooling="avg"
+    )
+    network.load_weights(str(weights_path))
+    batch = np.stack(
+        [
+            keras.utils.img_to_array(
+                keras.utils.load_img(
+                    r.path.removeprefix("file:"), target_size=(SIZE, SIZE), interpolation="bilinear"
+                )
+            )
+            for r in rows
+        ]
+    )
+    expected = network.predict(preprocess_input(batch), verbose=0)
+    actual = np.stack([np.asarray(r.features, dtype=np.float32) for r in rows])
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
+    at_224 = load_network(str(weights_path)).predict(
+        preprocess_input(batch[:, :224, :224]), verbose=0
+    )
+    assert not np.allclose(actual, at_224, atol=1e-2)  # another size, other features
+
+
+def test_the_model_records_its_input_size_and_fruits_predict_decodes_to_it(sized, weights_path):
+    images, run_paths, _ = sized
+    model = current_uri(run_paths, "model")
+    rules = json.loads((Path(model) / "classes.json").read_text())["rules"]
+    assert rules["input_size"] == SIZE and model_input_size(model) == SIZE
+    predictor = Predictor(model, str(weights_path))
+    assert predictor.input_size == SIZE and predictor.network.input_shape[1:3] == (SIZE, SIZE)
+    photo = next((images / "Test" / "Kiwi").iterdir())
+    assert predictor.predict(photo).label.lower() == "kiwi"
+    with pytest.raises(ValueError, match=f"features of {SIZE}x{SIZE}"):
+        Predictor(model, network=load_network(str(weights_path)))  # a 224 network
+
+
+def test_a_corpus_of_two_input_sizes_is_refused_until_a_full_rescan(
+    spark, sample_dir, weights_path, tmp_path
+):
+    images = copy_subset(sample_dir, tmp_path / "in", ["Banana", "Kiwi"], 2)
+    run_stages(spark, paths([images], tmp_path / "out", "2026-03-01"), weights_path)
+    new = images / "Training" / "Banana" / "new.jpg"
+    new.write_bytes(sorted((sample_dir / "Training" / "Banana").glob("*.jpg"))[2].read_bytes())
+    day_2 = paths([images], tmp_path / "out", "2026-03-02")
+    run_stages(spark, day_2, weights_path, input_size=SIZE)  # only the new photo at SIZE
+    for stage in (lambda: pca.run(spark, job(day_2), k=2), lambda: train.run(spark, job(day_2))):
+        with pytest.raises(InputError, match=r"features of 2 networks.*full_rescan"):
+            stage()
+    assert not (tmp_path / "out" / "model").exists()
+
+    stages = ("load", "featurize", "train")
+    reports = run_stages(spark, day_2, weights_path, stages, full_rescan=True, input_size=SIZE)
+    featurized = reports["featurize"]
+    assert (featurized["computed"], featurized["reused"]) == (8, 1)  # the new one was at SIZE
+    assert reports["train"]["rules"]["input_size"] == SIZE
