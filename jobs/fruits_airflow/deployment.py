@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from fruits.config import DEFAULT_WEIGHTS
+from fruits.config import DEFAULT_WEIGHTS, IMAGE_SIZE, PRODUCTION_INPUT_SIZE
 from fruits.layout import DEFAULT_INPUT, DEFAULT_OUTPUT
 from fruits_airflow.uris import s3_uri, split_s3
 
@@ -46,6 +46,7 @@ class AwsSettings:
     instance_profile: str
     idle_timeout_s: int
     subnet_id: str | None
+    input_size: int = PRODUCTION_INPUT_SIZE  # the network input side of a run by default
     allowed_buckets: str = ""  # comma-separated, besides ``bucket``
     deploy_mode: str = "client"  # where the Spark driver runs (fruits_airflow.capacity)
     weights_dir: str | None = None  # FRUITS_EMR_WEIGHTS_DIR of the Airflow workers
@@ -75,6 +76,7 @@ AWS_VARIABLES: dict[str, tuple[str, str | None]] = {
     "bucket": ("fruits_bucket", None),
     "input": ("fruits_input", "s3://{bucket}/input"),
     "weights": ("fruits_weights", DEFAULT_WEIGHTS),
+    "input_size": ("fruits_input_size", str(PRODUCTION_INPUT_SIZE)),
     "master_instance_type": ("fruits_emr_master_instance_type", "m5.xlarge"),
     "core_instance_type": ("fruits_emr_core_instance_type", "m5.xlarge"),
     "security_configuration": ("fruits_emr_security_configuration", "fruits-encryption-at-rest"),
@@ -113,6 +115,7 @@ def aws_settings(
             f"{AWS_VARIABLES['idle_timeout_s'][0]} must be a number of seconds, "
             f"got {raw['idle_timeout_s']!r}"
         ) from None
+
     raw["deploy_mode"] = raw["deploy_mode"].lower()
     if raw["deploy_mode"] not in DEPLOY_MODES:
         raise MissingSetting(
@@ -122,6 +125,7 @@ def aws_settings(
     values: dict[str, Any] = {
         **raw,
         "idle_timeout_s": idle_timeout,
+        "input_size": _pixels(AWS_VARIABLES["input_size"][0], raw["input_size"]),
         "subnet_id": raw["subnet_id"] or None,
     }
     return AwsSettings(**values, weights_dir=(env.get(WEIGHTS_DIR_ENV) or "").strip() or None)
@@ -142,11 +146,13 @@ def variable(name: str) -> str | None:
 
 @dataclass(frozen=True)
 class LocalSettings:
-    """The local twin's defaults: ``FRUITS_INPUT``, ``FRUITS_OUTPUT``, ``FRUITS_WEIGHTS``."""
+    """The local twin's defaults: ``FRUITS_INPUT``, ``FRUITS_OUTPUT``, ``FRUITS_WEIGHTS``,
+    ``FRUITS_INPUT_SIZE``."""
 
     input: str
     output_root: str
     weights: str
+    input_size: int = IMAGE_SIZE
 
 
 def local_settings(env: Mapping[str, str] | None = None) -> LocalSettings:
@@ -155,4 +161,11 @@ def local_settings(env: Mapping[str, str] | None = None) -> LocalSettings:
         input=env.get("FRUITS_INPUT") or str(DEFAULT_INPUT),
         output_root=env.get("FRUITS_OUTPUT") or str(DEFAULT_OUTPUT),
         weights=env.get("FRUITS_WEIGHTS") or DEFAULT_WEIGHTS,
+        input_size=_pixels("FRUITS_INPUT_SIZE", env.get("FRUITS_INPUT_SIZE") or str(IMAGE_SIZE)),
     )
+
+
+def _pixels(name: str, value: str) -> int:
+    if not value.strip().isdigit():
+        raise MissingSetting(f"{name} must be a number of pixels, got {value!r}")
+    return int(value)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS, IMAGE_SIZE
+from fruits.config import DEFAULT_VARIANCE, DEFAULT_WEIGHTS
 from fruits_airflow import artifacts, capacity, run_cost
 from fruits_airflow.capacity import MIB, Workload
 from fruits_airflow.deployment import AWS_VARIABLES, WEIGHTS_DIR_ENV, MissingSetting, aws_settings
@@ -66,7 +66,9 @@ def parser() -> argparse.ArgumentParser:
     )
     params.add_argument("--k", type=int)
     params.add_argument("--variance", type=float, default=DEFAULT_VARIANCE)
-    params.add_argument("--input-size", type=int, default=IMAGE_SIZE, help="network input side")
+    params.add_argument(
+        "--input-size", type=int, help="network input side (default: fruits_input_size)"
+    )
     params.add_argument("--core-instance-count", type=int, default=DEFAULT_CORE_INSTANCES)
     params.add_argument("--task-instance-count", type=int, default=0)
     params.add_argument("--task-on-demand", action="store_true", help="task nodes not on Spot")

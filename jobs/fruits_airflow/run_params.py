@@ -24,6 +24,7 @@ from fruits.config import (
     INPUT_SIZE_STEP,
     MAX_INPUT_SIZE,
     MIN_INPUT_SIZE,
+    PRODUCTION_INPUT_SIZE,
 )
 from fruits.errors import InputError
 from fruits.stages import PipelineOptions, RunPaths
@@ -97,14 +98,16 @@ def dag_params(mode: Mode) -> dict[str, Param]:
             "phone photos; featurize costs about 5.5 times as much, once per image).",
         ),
         "input_size": Param(
-            IMAGE_SIZE,
-            type="integer",
+            None,
+            type=["null", "integer"],
             minimum=MIN_INPUT_SIZE,
             maximum=MAX_INPUT_SIZE,
             multipleOf=INPUT_SIZE_STEP,
             title="Network input size",
             description=f"Side of the square image MobileNetV2 sees. {IMAGE_SIZE}: the fastest; "
-            "416: more accurate on phone photos, featurize costs about 3.5 times as much. "
+            f"{PRODUCTION_INPUT_SIZE}: more accurate on phone photos, featurize costs about 3.5 "
+            "times as much. Empty: the deployment's default (FRUITS_INPUT_SIZE, else "
+            f"{IMAGE_SIZE}, locally; fruits_input_size, else {PRODUCTION_INPUT_SIZE}, on EMR). "
             "Changing it on a bucket featurized before needs full_rescan (every image again).",
         ),
     }
@@ -223,15 +226,16 @@ def validate_local(params: Mapping[str, Any], settings: LocalSettings) -> RunReq
         variance=params.get("variance", DEFAULT_VARIANCE),
         full_rescan=bool(params.get("full_rescan", False)),
         views=bool(params.get("views", False)),
-        input_size=_input_size(params),
+        input_size=_input_size(params, settings.input_size),
     )
 
 
-def _input_size(params: Mapping[str, Any]) -> int:
+def _input_size(params: Mapping[str, Any], default: int) -> int:
+    """The ``input_size`` param, else the deployment's default; checked."""
     try:
-        return validation.input_size(int(params.get("input_size") or IMAGE_SIZE))
+        return validation.input_size(params.get("input_size") or default)
     except InputError as error:
-        raise InvalidRun(str(error)) from None
+        raise InvalidRun(f"{error} (param input_size or the deployment's default)") from None
 
 
 def validate_emr(params: Mapping[str, Any], settings: AwsSettings) -> RunRequest:
@@ -267,7 +271,7 @@ def validate_emr(params: Mapping[str, Any], settings: AwsSettings) -> RunRequest
         variance=params.get("variance", DEFAULT_VARIANCE),
         full_rescan=bool(params.get("full_rescan", False)),
         views=bool(params.get("views", False)),
-        input_size=_input_size(params),
+        input_size=_input_size(params, settings.input_size),
         core_instance_count=params.get("core_instance_count", DEFAULT_CORE_INSTANCES),
         task_instance_count=params.get("task_instance_count", 0),
         task_spot=bool(params.get("task_spot", True)),

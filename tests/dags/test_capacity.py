@@ -165,3 +165,15 @@ def test_a_run_costs_its_start_and_fixed_step_time_plus_its_images():
     )
     assert large.usd == pytest.approx(large.hours * plan.usd_per_hour)
     assert large.usd > small.usd
+
+
+def test_a_larger_network_input_gets_workers_with_room_for_its_activations():
+    """Measured peaks grow with the input's area: 270 MB more per (size / 224)² above 1."""
+    at_224, at_416 = Workload(), Workload(input_size=416)
+    assert at_416.peak_mb - at_224.peak_mb == pytest.approx(270 * ((416 / 224) ** 2 - 1), abs=1)
+    sized_for_224 = capacity.plan(shape()).sizing
+    (problem,) = capacity.plan(shape(), at_416, sized_for_224).problems
+    assert "a featurize Python worker needs" in problem
+    plan = capacity.plan(shape(), at_416)  # sized for it: fewer, larger worker slots
+    assert plan.problems == () and plan.sizing.python_mb_per_core >= at_416.worker_mb
+    fits_yarn(plan)

@@ -153,7 +153,7 @@ def test_sensors_and_cluster_waits_defer_when_asked(monkeypatch):
 
 
 def test_params_of_a_manual_run(emr_dag, local_dag):
-    common = {"input", "weights", "k", "variance", "full_rescan", "views"}
+    common = {"input", "weights", "k", "variance", "full_rescan", "views", "input_size"}
     assert set(local_dag.params) == common
     cluster = {"core_instance_count", "task_instance_count", "task_spot"}
     assert set(emr_dag.params) == common | cluster
@@ -161,6 +161,7 @@ def test_params_of_a_manual_run(emr_dag, local_dag):
     assert emr_dag.params["task_instance_count"] == 0
     assert emr_dag.params["task_spot"] is True
     assert local_dag.params["full_rescan"] is False
+    assert local_dag.params["input_size"] is None and emr_dag.params["input_size"] is None
 
 
 @pytest.mark.parametrize(
@@ -174,6 +175,8 @@ def test_params_of_a_manual_run(emr_dag, local_dag):
         {"task_spot": "yes"},
         {"full_rescan": "yes"},
         {"input": [""]},
+        {"input_size": 100},
+        {"input_size": 1024},
     ],
 )
 def test_a_trigger_with_bad_params_is_refused(emr_dag, conf):

@@ -13,6 +13,7 @@ import pytest
 from aws_fakes import BUCKET, INPUT_BUCKET, REGION, emr_backend, fake_aws, steps_finish
 from dag_harness import parse_dag, rendered, reschedules, states
 
+from fruits.config import PRODUCTION_INPUT_SIZE
 from fruits.stages import STAGES
 from fruits_airflow import capacity
 from fruits_airflow.capacity import ClusterShape
@@ -176,8 +177,10 @@ def test_every_node_builds_the_venv_at_constraints_versions_and_spark_uses_it(em
 
 def test_each_stage_adds_one_client_mode_step_with_one_attempt_and_the_models_memory(cluster):
     """Client mode (the default): the driver runs in the step on the primary node. Executors
-    as the capacity model sizes them for 3 core + 2 task m5.xlarge nodes: 5 of 4 cores."""
-    expected = capacity.plan(ClusterShape("m5.xlarge", "m5.xlarge", 3, 2))
+    as the capacity model sizes them for 3 core + 2 task m5.xlarge nodes and the deployment's
+    network input size (416): 5 of 4 cores."""
+    workload = capacity.Workload(input_size=PRODUCTION_INPUT_SIZE)
+    expected = capacity.plan(ClusterShape("m5.xlarge", "m5.xlarge", 3, 2), workload)
     assert expected.executors == 5
     assert [step.name for step in cluster.steps] == [f"fruits {s} ds={DS}" for s in STAGE_NAMES]
     for stage, step in zip(STAGES, cluster.steps, strict=True):
@@ -208,6 +211,7 @@ def test_params_reach_the_steps(step_args, weights_path):
     assert content_addressed("models", weights_path.name).fullmatch(weights)
     assert pca[pca.index("--k") + 1] == "7"
     assert "--variance" not in pca
+    assert featurize[featurize.index("--input-size") + 1] == str(PRODUCTION_INPUT_SIZE)
 
 
 def test_every_artifact_a_step_names_was_uploaded(cluster, step_args, weights_path):

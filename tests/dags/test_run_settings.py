@@ -64,6 +64,10 @@ def test_aws_settings_need_a_bucket_and_default_the_rest():
             {"fruits_bucket": "fruits-prod", "fruits_emr_deploy_mode": "local"},
             "fruits_emr_deploy_mode must be client or cluster",
         ),
+        (
+            {"fruits_bucket": "fruits-prod", "fruits_input_size": "big"},
+            "fruits_input_size must be a number of pixels",
+        ),
     ],
 )
 def test_aws_settings_refuse_bad_values(variables, error):
@@ -75,7 +79,10 @@ def test_local_defaults_come_from_fruits_env_vars():
     env = {"FRUITS_INPUT": "/in", "FRUITS_OUTPUT": "/out", "FRUITS_WEIGHTS": "/w.h5"}
     assert local_settings(env) == LocalSettings("/in", "/out", "/w.h5")
     defaults = local_settings({})
-    assert defaults.weights == "imagenet"
+    assert (defaults.weights, defaults.input_size) == ("imagenet", 224)
+    assert local_settings({"FRUITS_INPUT_SIZE": "416"}).input_size == 416
+    with pytest.raises(MissingSetting, match="FRUITS_INPUT_SIZE must be a number of pixels"):
+        local_settings({"FRUITS_INPUT_SIZE": "416px"})
     assert Path(defaults.output_root).name == "output"
 
 
@@ -91,6 +98,8 @@ def test_a_local_run_reads_the_default_folder_and_resolves_paths(local):
     assert request.output_root == str(Path("out").resolve())
     assert (request.weights, request.k, request.variance) == ("imagenet", None, 0.9)
     assert request.paths("2024-01-01").partition("features").endswith("out/features/ds=2024-01-01")
+    assert request.input_size == 224  # locally: the fast size unless asked
+    assert validate_local({"input_size": 416}, local).input_size == 416
 
 
 @pytest.mark.parametrize(
@@ -100,6 +109,7 @@ def test_a_local_run_reads_the_default_folder_and_resolves_paths(local):
         ({"input": "s3://fruits-prod/images"}, "a local run reads a local folder, not S3"),
         ({"weights": "/no/such.weights.h5"}, "neither 'imagenet' nor an existing file"),
         ({"weights": "s3://fruits-prod/w.h5"}, "a local run reads a local file, not S3"),
+        ({"input_size": 200}, "--input-size must be a multiple of 32"),
     ],
 )
 def test_a_local_run_refuses_what_it_cannot_read(local, params, error):
@@ -138,6 +148,9 @@ def test_an_emr_run_reads_s3_and_takes_the_cluster_params(weights_path):
     assert (request.core_instance_count, request.task_instance_count) == (4, 2)
     assert (request.task_spot, request.k) == (False, 5)
     assert request.s3_buckets() == {"fruits-prod"}
+    assert request.input_size == 416  # on EMR: the accurate size unless asked
+    assert validate_emr({"input_size": 224}, settings).input_size == 224
+    assert validate_emr({}, allowing(None, fruits_input_size="320")).input_size == 320
     other_buckets = allowing(None, fruits_s3_allowed_buckets="other-bucket, w-bucket")
     other = validate_emr(
         {"input": "s3://other-bucket/x/", "weights": "s3://w-bucket/m.h5"}, other_buckets

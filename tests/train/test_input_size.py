@@ -98,3 +98,18 @@ def test_a_corpus_of_two_input_sizes_is_refused_until_a_full_rescan(
     featurized = reports["featurize"]
     assert (featurized["computed"], featurized["reused"]) == (8, 1)  # the new one was at SIZE
     assert reports["train"]["rules"]["input_size"] == SIZE
+
+
+def test_the_input_size_reaches_featurize_only_and_is_checked_before_any_work(tmp_path):
+    from fruits import featurize as featurize_job
+    from fruits.stages import STAGES, PipelineOptions
+
+    run_paths = paths(["/in"], "s3://bucket/out", "2026-03-01")
+    args = {s.name: s.args(run_paths, PipelineOptions(input_size=416)) for s in STAGES}
+    assert args["featurize"][-2:] == ["--input-size", "416"]
+    assert all("--input-size" not in a for name, a in args.items() if name != "featurize")
+    plain = {s.name: s.args(run_paths, PipelineOptions()) for s in STAGES}
+    assert "--input-size" not in plain["featurize"]  # 224: the arguments of earlier releases
+    for wrong in (100, 1024, 64):
+        with pytest.raises(InputError, match="multiple of 32 between 96 and 640"):
+            featurize_job.run(None, job(paths([], tmp_path, "2026-03-01")), size=wrong)  # type: ignore[arg-type]
