@@ -120,7 +120,7 @@ def plan_text(args: argparse.Namespace, env: dict[str, str]) -> str:
         "# " + capacity.summary(summary).replace("\n", "\n# "),
     ]
     if args.images:
-        run = run_cost.estimate(plan.capacity, args.images)
+        run = run_cost.estimate(plan.capacity, args.images, request.input_size)
         sections.append(
             f"# run over {run.images:,} new images: about {run.hours:.2f} h of cluster, "
             f"{run.usd:.2f} USD on demand (assumptions: fruits_airflow/run_cost.py)"

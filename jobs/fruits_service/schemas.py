@@ -66,7 +66,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _error("upload too large (bytes) or too many pixels"),
     415: _error("not a JPEG, PNG, WebP or HEIC/HEIF image"),
     422: _error("a damaged image"),
-    503: _error("no model loaded yet, or too many photos waiting"),
+    503: _error("no model loaded yet, too many photos waiting, or the model just changed"),
 }
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}

@@ -165,6 +165,9 @@ def test_a_run_costs_its_start_and_fixed_step_time_plus_its_images():
     )
     assert large.usd == pytest.approx(large.hours * plan.usd_per_hour)
     assert large.usd > small.usd
+    at_416 = run_cost.estimate(plan, 1_000_000, input_size=416)
+    extra_per_image = 0.038 * ((416 / 224) ** 2 - 1)  # featurize's share grows with the area
+    assert at_416.cluster_s - large.cluster_s == pytest.approx(1_000_000 * extra_per_image / 8)
 
 
 def test_a_larger_network_input_gets_workers_with_room_for_its_activations():

@@ -113,3 +113,46 @@ def test_the_input_size_reaches_featurize_only_and_is_checked_before_any_work(tm
     for wrong in (100, 1024, 64):
         with pytest.raises(InputError, match="multiple of 32 between 96 and 640"):
             featurize_job.run(None, job(paths([], tmp_path, "2026-03-01")), size=wrong)  # type: ignore[arg-type]
+
+
+def test_the_service_builds_a_network_per_input_size_and_refuses_a_photo_of_the_old_size(
+    sized, weights_path
+):
+    """The served model's size decides how photos are decoded; a photo decoded for the model
+    served before a swap (another size) is refused with a retry, never answered wrongly; the
+    batcher runs photos of two sizes as two inference calls."""
+    import asyncio
+
+    from fruits_service import decoding
+    from fruits_service.batching import Batcher
+    from fruits_service.models import ModelChanged, ModelHolder
+
+    images, run_paths, _ = sized
+    built: list[int] = []
+
+    def network(size: int):
+        built.append(size)
+        return load_network(str(weights_path), size=size)
+
+    holder = ModelHolder(None, current_uri(run_paths, "model"), network, threshold=0.4)
+    assert holder.input_size == 224 and holder.refresh() and built == [SIZE]
+    assert holder.input_size == SIZE
+    photo = next((images / "Test" / "Kiwi").iterdir()).read_bytes()
+    decoded = decoding.decode(photo, 50_000_000, size=holder.input_size).array
+    assert decoded.shape == (SIZE, SIZE, 3)
+    _, (answer,) = holder.predict(decoded[None])
+    assert answer.label.lower() == "kiwi"
+    old = decoding.decode(photo, 50_000_000).array  # decoded for a 224 model
+    with pytest.raises(ModelChanged, match="send it again"):
+        holder.predict(old[None])
+
+    async def both() -> list:
+        batcher = Batcher(lambda stacked: (stacked.shape, list(stacked)), 8, 8)
+        batcher.start()
+        try:
+            return await asyncio.gather(batcher.submit(decoded), batcher.submit(old))
+        finally:
+            await batcher.stop()
+
+    (shape_a, _), (shape_b, _) = asyncio.run(both())
+    assert {shape_a, shape_b} == {(1, SIZE, SIZE, 3), (1, 224, 224, 3)}
