@@ -122,6 +122,7 @@ def test_the_service_builds_a_network_per_input_size_and_refuses_a_photo_of_the_
     served before a swap (another size) is refused with a retry, never answered wrongly; the
     batcher runs photos of two sizes as two inference calls."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from fruits_service import decoding
     from fruits_service.batching import Batcher
@@ -154,5 +155,6 @@ def test_the_service_builds_a_network_per_input_size_and_refuses_a_photo_of_the_
         finally:
             await batcher.stop()
 
-    (shape_a, _), (shape_b, _) = asyncio.run(both())
+    with ThreadPoolExecutor(1) as thread:  # its own event loop, whatever this thread runs
+        (shape_a, _), (shape_b, _) = thread.submit(asyncio.run, both()).result()
     assert {shape_a, shape_b} == {(1, SIZE, SIZE, 3), (1, 224, 224, 3)}
