@@ -113,7 +113,8 @@ class Service:
             except httpx.HTTPError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("fruits-serve did not start")
+                self.stop()  # never leave a server holding the port
+                raise RuntimeError("fruits-serve did not start (its log is above)")
             time.sleep(0.5)
 
     def batch_totals(self) -> tuple[float, float]:
