@@ -9,6 +9,8 @@ a file that turns bad is dropped — with no rewrite of earlier dates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -91,19 +93,21 @@ def current_features(spark: SparkSession, paths: RunPaths) -> DataFrame:
     return latest.filter(F.col("status") == FEATURIZED).drop("status", "reason", "stage")
 
 
-def one_network(features: DataFrame) -> str | None:
-    """The model id every feature vector of ``features`` was computed with (None: no rows).
+def one_network(features: DataFrame, models: Sequence[str]) -> str | None:
+    """The model id every feature vector of ``features`` was computed with, given the distinct
+    ``models`` an aggregation found (None: no rows).
 
     Features of two networks (other weights, input size or views) do not share a space: a
     corpus mixing them — a run changed the network while earlier dates' images kept their
-    vectors — is refused with what to do, instead of fitting a meaningless model.
+    vectors — is refused with what to do, instead of fitting a meaningless model (their counts
+    are read for the message only).
     """
-    counts = {r.model_id: r["count"] for r in features.groupBy("model_id").count().collect()}
-    if len(counts) > 1:
+    if len(models) > 1:
+        counts = {r.model_id: r["count"] for r in features.groupBy("model_id").count().collect()}
         found = ", ".join(f"{m}: {n} vectors" for m, n in sorted(counts.items()))
         raise InputError(
             f"the corpus holds features of {len(counts)} networks ({found}): the weights, input "
             "size or views changed after earlier dates were featurized; run this date again "
             "with full_rescan (--full-rescan) so that featurize computes every image alike"
         )
-    return next(iter(counts), None)
+    return models[0] if models else None

@@ -53,6 +53,7 @@ from fruits.images import ImageRejected, decode_for_model
 from fruits.model import (
     configure_tensorflow,
     extract_features,
+    input_area,
     load_network,
     model_id,
     network_from_arrays,
@@ -396,7 +397,7 @@ def _vectors(
     )
     # Each row decodes to 1 array, or up to TEST_VIEWS with views, of size² pixels: a batch's
     # decoded arrays stay within what as many single 224×224 arrays would take.
-    arrays_per_row = (TEST_VIEWS if views else 1) * math.ceil((size / IMAGE_SIZE) ** 2)
+    arrays_per_row = (TEST_VIEWS if views else 1) * math.ceil(input_area(size))
     rows_per_batch = max(1, arrow_batch_rows(float(mean_bytes or 0)) // arrays_per_row)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows_per_batch))
     broadcast = sc.broadcast(weight_arrays)

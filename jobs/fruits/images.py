@@ -138,7 +138,7 @@ def prepare_for_model(
     ``draft=False`` decodes a JPEG at full size (for comparisons).
     """
     try:
-        if draft:  # JPEG: libjpeg scales down while decoding, never below ``draft`` pixels
+        if draft:  # JPEG: libjpeg scales down while decoding, never below twice the input size
             image.draft("RGB", (DECODE_DRAFT_FACTOR * size,) * 2)
         image = ImageOps.exif_transpose(image) or image
         image = to_rgb(image).resize((size, size), Image.Resampling.BILINEAR)

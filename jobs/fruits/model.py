@@ -153,6 +153,12 @@ def model_id(weight_arrays: list[NDArray[Any]], size: int = IMAGE_SIZE, views: b
     return digest.hexdigest()[:16] + size_part + (VIEWS_SUFFIX if views else "")
 
 
+def input_area(size: int) -> float:
+    """How many times a 224 × 224 input's pixels a ``size`` input holds: MobileNetV2's work
+    and its activations grow by this factor."""
+    return (size / IMAGE_SIZE) ** 2
+
+
 def input_size(model: str) -> int:
     """The network input size a model id names (224 when it names none)."""
     found = re.search(r"@(\d+)", model)

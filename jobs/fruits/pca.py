@@ -56,17 +56,19 @@ def first_components(model: PCAModel, k: int) -> PCAModel:
     )
 
 
-def fingerprint(features: DataFrame, options: dict[str, Any]) -> dict[str, Any]:
-    """What a fit depends on: the corpus's (path, content, weights) rows and the options.
+def fingerprint(features: DataFrame, options: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """What a fit depends on — the corpus's (path, content, weights) rows and the options — and
+    the one model id of its vectors (:func:`fruits.corpus.one_network` refuses several).
 
     An order-free sum of row hashes: one pass over three short columns, no sort.
     """
     row_hash = F.xxhash64("path", "image_id", "model_id").cast("decimal(38,0)")
-    totals = features.agg(F.count("*"), F.sum(row_hash)).first()
+    totals = features.agg(F.count("*"), F.sum(row_hash), F.collect_set("model_id")).first()
     if totals is None:
         raise RuntimeError("a global aggregation returned no row")
-    count, total = totals
-    return {"rows": int(count), "row_hash_sum": str(total or 0), **options}
+    count, total, models = totals
+    network = corpus.one_network(features, models)
+    return {"rows": int(count), "row_hash_sum": str(total or 0), **options}, network
 
 
 def earlier_run(dataset: str, key: dict[str, Any]) -> catalog.Run | None:
@@ -108,8 +110,7 @@ def run(
     report and plot as the date's current ``pca`` run; return the report."""
     validation.pca_choice(k, variance)
     features = corpus.current_features(spark, run.paths).drop("view_features")  # images only
-    corpus.one_network(features)
-    key = fingerprint(features, {"k": k, "variance": None if k else variance})  # 3 columns read
+    key, _ = fingerprint(features, {"k": k, "variance": None if k else variance})  # 3 columns
     earlier = earlier_run(run.paths.dataset("pca"), key)
     if earlier is not None:
         published = run.reuse("pca", earlier, {"input": key})

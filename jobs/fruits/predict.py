@@ -173,10 +173,14 @@ def class_levels(labels: Sequence[str], classes: dict[str, Any]) -> ClassLevels:
 
 def model_input_size(model: str) -> int:
     """The network input side the features of a trained model (its folder or URI) were
-    computed at: its ``classes.json`` rules, 224 for a model saved before they said."""
+    computed at (:func:`_input_size` of its ``classes.json``)."""
     root, _ = _model_folders(model)
-    rules = _read_json(f"{root}/classes.json").get("rules", {})
-    return int(rules.get("input_size", IMAGE_SIZE))
+    return _input_size(_read_json(f"{root}/classes.json"))
+
+
+def _input_size(classes: dict[str, Any]) -> int:
+    """The input side a model's ``classes.json`` records; 224 for a model saved before."""
+    return int(classes.get("rules", {}).get("input_size", IMAGE_SIZE))
 
 
 class Predictor:
@@ -210,7 +214,6 @@ class Predictor:
             .get("novelty", {})
             .get("min_similarity", MIN_SIMILARITY),
             "test_views": 1,
-            "input_size": IMAGE_SIZE,
             **classes.get("rules", {}),
         }
         self.levels = class_levels(self.pipeline.labels, classes)
@@ -221,7 +224,7 @@ class Predictor:
             float(saved.get("temperature", 1.0)),
         )
         self.test_views = int(saved["test_views"] if test_views is None else test_views)
-        self.input_size = int(saved["input_size"])
+        self.input_size = _input_size(classes)
         if network is None:
             network = load_network(weights, read_bytes=read_image, size=self.input_size)
         elif network.input_shape[1] != self.input_size:

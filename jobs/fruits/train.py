@@ -385,15 +385,14 @@ def run(
     data = features.select(*ROW_COLUMNS, "source_root", "class_path", "label", "model_id")
     data = data.cache()
     try:
-        size = input_size(corpus.one_network(data) or "")
         splits = Splits(train_split, eval_split, tuple(eval_splits))
-        return _fit_or_reuse(data, run, config, splits, size)
+        return _fit_or_reuse(data, run, config, splits)
     finally:
         data.unpersist()
 
 
 def _fit_or_reuse(
-    data: DataFrame, run: job.JobRun, config: ClassifierConfig, splits: Splits, size: int
+    data: DataFrame, run: job.JobRun, config: ClassifierConfig, splits: Splits
 ) -> dict[str, Any]:
     table, described = class_table(data)
     settings = {
@@ -401,7 +400,7 @@ def _fit_or_reuse(
         **splits.as_dict(),
         "fruit_maps": {s: d["fruit_map_sha256"] for s, d in described.items()},
     }
-    key = fingerprint(data, settings)
+    key, network = fingerprint(data, settings)
     earlier = earlier_run(run.paths.dataset("model"), key)
     if earlier is not None:
         published = run.reuse("model", earlier, {"input": key})
@@ -410,6 +409,7 @@ def _fit_or_reuse(
     data = data.select(*ROW_COLUMNS)
     train = _distinct(_split(data, splits.train)).cache()
     try:
+        size = input_size(network or "")
         report = _train_and_write(train, data, table, described, run, config, splits, size)
     finally:
         train.unpersist()

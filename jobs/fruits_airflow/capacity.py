@@ -32,6 +32,7 @@ from fruits.config import (
     PYTHON_WORKER_BYTES_PER_INPUT_AREA,
     PYTHON_WORKER_PEAK_BYTES,
 )
+from fruits.model import input_area
 from fruits_airflow.instance_types import PRICE_REGION, PRICES_RECORDED, instance_type
 
 MIB = 1024 * 1024
@@ -110,7 +111,7 @@ class Workload:
     @property
     def network_peak_bytes(self) -> int:
         """The measured peak at 224, plus the activations of a larger input."""
-        area = (self.input_size / IMAGE_SIZE) ** 2
+        area = input_area(self.input_size)
         return self.worker_peak_bytes + round(PYTHON_WORKER_BYTES_PER_INPUT_AREA * (area - 1))
 
     @property

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fruits.config import IMAGE_SIZE
+from fruits.model import input_area
 from fruits_airflow.capacity import Capacity
 
 CORE_SECONDS_PER_IMAGE = 0.07  # at a 224 input
@@ -40,8 +41,7 @@ class RunEstimate:
 
 def core_seconds_per_image(input_size: int = IMAGE_SIZE) -> float:
     """Core-seconds per new image; MobileNetV2's work grows with the input's area."""
-    area = (input_size / IMAGE_SIZE) ** 2
-    return CORE_SECONDS_PER_IMAGE + FEATURIZE_CORE_SECONDS_PER_IMAGE * (area - 1)
+    return CORE_SECONDS_PER_IMAGE + FEATURIZE_CORE_SECONDS_PER_IMAGE * (input_area(input_size) - 1)
 
 
 def estimate(capacity: Capacity, images: int, input_size: int = IMAGE_SIZE) -> RunEstimate:
